@@ -1,0 +1,356 @@
+"""Build InfiniCore 0.1.0 from its PyPI sdist (with this project's patches) and the native Qwen3 library.
+
+    python -m infini_qwen3.build [--device cpu|nvidia] [--prefix DIR] [--jobs N] [--infini-root DIR]
+
+Steps: download the sdist with pip (no binary), verify its sha256 against native/infinicore/infinicore.toml,
+unpack, apply native/infinicore/patches/*.patch in order, build InfiniCore's C API with xmake (offline) and
+install it into the prefix, then build native/ into build/native/libinfini_qwen3.so. A stamp file makes the
+InfiniCore part idempotent: nothing is rebuilt unless the sdist, a patch or an option changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tarfile
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+NATIVE_DIR = PROJECT_ROOT / "native"
+PIN_FILE = NATIVE_DIR / "infinicore" / "infinicore.toml"
+PATCH_DIR = NATIVE_DIR / "infinicore" / "patches"
+BUILD_ROOT = PROJECT_ROOT / "build"
+NATIVE_OUT = BUILD_ROOT / "native"
+NATIVE_MANIFEST = NATIVE_OUT / "build.json"
+STAMP_NAME = ".infini-qwen3-stamp.json"
+INFINICORE_LIBS = ("libinfiniop.so", "libinfinirt.so", "libinfiniccl.so")
+DEVICES = ("cpu", "nvidia")
+
+
+class BuildError(RuntimeError):
+    """A build step failed; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Pin:
+    version: str
+    sdist: str
+    sha256: str
+
+
+@dataclass
+class BuildOptions:
+    device: str = "cpu"
+    prefix: Path | None = None
+    infini_root: Path | None = None
+    jobs: int = os.cpu_count() or 2
+    cuda_arch: str | None = None
+    verbose: bool = False
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+def log(message: str) -> None:
+    print(f"[infini-qwen3 build] {message}", flush=True)
+
+
+def read_pin(path: Path = PIN_FILE) -> Pin:
+    try:
+        data = tomllib.loads(path.read_text())
+        pin = Pin(version=data["version"], sdist=data["sdist"], sha256=data["sha256"].lower())
+    except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
+        raise BuildError(f"cannot read the InfiniCore pin {path}: {exc}") from exc
+    if len(pin.sha256) != 64 or any(c not in "0123456789abcdef" for c in pin.sha256):
+        raise BuildError(f"{path}: sha256 must be 64 hex digits, got {pin.sha256!r}")
+    return pin
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_sdist(path: Path, expected_sha256: str) -> None:
+    """Refuse an sdist whose hash is not the pinned one."""
+    if not path.is_file():
+        raise BuildError(f"sdist {path} does not exist")
+    actual = sha256_of(path)
+    if actual != expected_sha256:
+        raise BuildError(
+            f"sha256 mismatch for {path.name}: expected {expected_sha256}, got {actual}; "
+            "refusing to build from an unverified InfiniCore source"
+        )
+
+
+def fetch_sdist(pin: Pin, download_dir: Path) -> Path:
+    """Download the pinned sdist through pip (never a binary), reusing a verified copy."""
+    download_dir.mkdir(parents=True, exist_ok=True)
+    target = download_dir / pin.sdist
+    if target.is_file():
+        try:
+            verify_sdist(target, pin.sha256)
+            return target
+        except BuildError:
+            log(f"cached {target.name} fails verification; downloading it again")
+            target.unlink()
+    log(f"downloading infinicore=={pin.version} (sdist) with pip")
+    run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+         f"infinicore=={pin.version}", "-d", str(download_dir)],
+        what="pip download of the InfiniCore sdist",
+    )
+    verify_sdist(target, pin.sha256)
+    return target
+
+
+def patch_files(patch_dir: Path = PATCH_DIR) -> list[Path]:
+    return sorted(patch_dir.glob("*.patch"))
+
+
+def unpack_sdist(sdist: Path, dest: Path, version: str) -> Path:
+    """Unpack into dest (emptied first); returns the source root."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    with tarfile.open(sdist) as tar:
+        tar.extractall(dest, filter="data")
+    source = dest / f"infinicore-{version}"
+    if not (source / "xmake.lua").is_file():
+        raise BuildError(f"{sdist.name} does not contain infinicore-{version}/xmake.lua")
+    return source
+
+
+def apply_patches(source: Path, patches: list[Path], check_only: bool = False) -> None:
+    """Apply each patch in order with `git apply`; stop at the first that does not apply."""
+    # Keep git from discovering an enclosing repository (ours), which would make paths relative to it.
+    env = dict(os.environ, GIT_CEILING_DIRECTORIES=str(source.parent))
+    for patch in patches:
+        cmd = ["git", "apply", "--whitespace=nowarn"] + (["--check"] if check_only else []) + [str(patch)]
+        result = subprocess.run(cmd, cwd=source, env=env, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise BuildError(f"patch {patch.name} does not apply to {source.name}:\n{result.stderr.strip()}")
+        if not check_only:
+            log(f"applied {patch.name}")
+
+
+def run(cmd: list[str], what: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+        verbose: bool = False) -> str:
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if verbose or result.returncode != 0:
+        sys.stdout.write(result.stdout)
+        sys.stderr.write(result.stderr)
+    if result.returncode != 0:
+        tail = (result.stdout + result.stderr).strip().splitlines()[-30:]
+        raise BuildError(f"{what} failed (exit {result.returncode}): {' '.join(cmd)}\n" + "\n".join(tail))
+    return result.stdout
+
+
+def find_xmake() -> str:
+    candidates = [shutil.which("xmake"), str(Path(sys.executable).parent / "xmake")]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            return candidate
+    raise BuildError("xmake not found: pip install xmake-wheel==3.0.0")
+
+
+def xmake_env(opts: BuildOptions, global_dir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["XMAKE_ROOT"] = "y"  # xmake refuses to run as root otherwise (CI and containers run as root)
+    env["XMAKE_GLOBALDIR"] = str(global_dir)  # keep `xmake g` settings out of the user's ~/.xmake
+    env.pop("INFINI_ROOT", None)  # InfiniCore's xmake.lua reads it as its own install dir
+    if opts.device == "nvidia":
+        cuda = cuda_home()
+        env["PATH"] = f"{cuda}/bin:{env.get('PATH', '')}"
+        for inc, lib in cublas_dirs(cuda):
+            env["CPATH"] = f"{inc}:{env.get('CPATH', '')}"
+            env["LIBRARY_PATH"] = f"{lib}:{env.get('LIBRARY_PATH', '')}"
+            env["LD_LIBRARY_PATH"] = f"{lib}:{env.get('LD_LIBRARY_PATH', '')}"
+        if opts.cuda_arch:
+            env["INFINI_CUDA_ARCH"] = opts.cuda_arch
+    env.update(opts.extra_env)
+    return env
+
+
+def cuda_home() -> str:
+    for var in ("CUDA_HOME", "CUDA_PATH"):
+        if os.environ.get(var):
+            return os.environ[var]
+    nvcc = shutil.which("nvcc")
+    if nvcc:
+        return str(Path(nvcc).resolve().parent.parent)
+    raise BuildError("--device nvidia needs CUDA: set CUDA_HOME or put nvcc on PATH")
+
+
+def cublas_dirs(cuda: str) -> list[tuple[str, str]]:
+    """cuBLAS from the CUDA toolkit, else from the pip package nvidia-cublas of this Python."""
+    found = []
+    if list(Path(cuda).glob("lib64/libcublas.so*")) or list(Path(cuda).glob("targets/*/lib/libcublas.so*")):
+        return found  # the toolkit's own search paths already cover it
+    site = Path(sysconfig.get_paths()["purelib"]) / "nvidia"
+    for lib in sorted(site.glob("cu*/lib/libcublas.so*")) + sorted(site.glob("cublas/lib/libcublas.so*")):
+        base = lib.parent.parent
+        found.append((str(base / "include"), str(lib.parent)))
+        break
+    if not found:
+        raise BuildError("cuBLAS not found in CUDA_HOME nor in the nvidia-cublas pip package")
+    # libcublas.so may only exist as libcublas.so.N in the wheel; give the linker a plain name.
+    libdir = Path(found[0][1])
+    plain = libdir / "libcublas.so"
+    if not plain.exists():
+        versioned = sorted(libdir.glob("libcublas.so.*"))
+        link_dir = BUILD_ROOT / "cublas-link"
+        link_dir.mkdir(parents=True, exist_ok=True)
+        link = link_dir / "libcublas.so"
+        if link.exists() or link.is_symlink():
+            link.unlink()
+        link.symlink_to(versioned[0])
+        found.append((found[0][0], str(link_dir)))
+    return found
+
+
+def infinicore_config(opts: BuildOptions, pin: Pin, patches: list[Path]) -> dict:
+    """Everything that decides the InfiniCore build; a change of any of it rebuilds."""
+    return {
+        "version": pin.version,
+        "sha256": pin.sha256,
+        "patches": {p.name: sha256_of(p) for p in patches},
+        "device": opts.device,
+        "cuda_arch": opts.cuda_arch,
+    }
+
+
+def has_libs(prefix: Path) -> bool:
+    return all((prefix / "lib" / lib).is_file() for lib in INFINICORE_LIBS)
+
+
+def read_stamp(prefix: Path) -> dict | None:
+    try:
+        return json.loads((prefix / STAMP_NAME).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def build_infinicore(opts: BuildOptions, prefix: Path) -> bool:
+    """Build and install InfiniCore into prefix unless the stamp says it is current. Returns True if built."""
+    pin = read_pin()
+    patches = patch_files()
+    config = infinicore_config(opts, pin, patches)
+    if read_stamp(prefix) == config and has_libs(prefix):
+        log(f"InfiniCore {pin.version} ({opts.device}) in {prefix} is up to date")
+        return False
+    sdist = fetch_sdist(pin, BUILD_ROOT / "downloads")
+    work = BUILD_ROOT / f"infinicore-{opts.device}"
+    source = unpack_sdist(sdist, work, pin.version)
+    apply_patches(source, patches)
+    xmake = find_xmake()
+    env = xmake_env(opts, BUILD_ROOT / "xmake-global")
+    run([xmake, "g", "--network=private"], "xmake global config", cwd=source, env=env)
+    flags = ["--cpu=y", "--omp=y"]
+    if opts.device == "nvidia":
+        flags += ["--nv-gpu=y", "--cudnn=n", f"--cuda={cuda_home()}"]
+    log(f"configuring InfiniCore: xmake f {' '.join(flags)}")
+    run([xmake, "f", "-c", "-y", "-m", "release", *flags], "xmake configure", cwd=source, env=env, verbose=opts.verbose)
+    log(f"building InfiniCore's C API with {opts.jobs} jobs")
+    run([xmake, "build", "-j", str(opts.jobs), "infinicore_c_api"], "xmake build", cwd=source, env=env,
+        verbose=opts.verbose)
+    if prefix.exists():
+        shutil.rmtree(prefix)
+    for target in ("infiniop", "infinirt", "infiniccl"):
+        run([xmake, "install", "-o", str(prefix), target], f"xmake install {target}", cwd=source, env=env)
+    if not has_libs(prefix):
+        raise BuildError(f"InfiniCore install into {prefix} is missing one of {INFINICORE_LIBS}")
+    (prefix / STAMP_NAME).write_text(json.dumps(config, indent=2, sort_keys=True))
+    log(f"InfiniCore installed into {prefix}")
+    return True
+
+
+def build_native(opts: BuildOptions, infini_root: Path) -> Path:
+    """Build native/ against infini_root into build/native/libinfini_qwen3.so (xmake is incremental)."""
+    xmake = find_xmake()
+    env = xmake_env(opts, BUILD_ROOT / "xmake-global")
+    env["INFINI_QWEN3_INFINI_ROOT"] = str(infini_root)
+    builddir = BUILD_ROOT / "native-build"
+    common = ["-P", str(NATIVE_DIR)]
+    run([xmake, "g", "--network=private"], "xmake global config", cwd=NATIVE_DIR, env=env)
+    config = {"infini_root": str(infini_root), "device": opts.device}
+    stamp = builddir / "config.json"
+    if not stamp.is_file() or json.loads(stamp.read_text()) != config:
+        run([xmake, "f", *common, "-c", "-y", "-m", "release", f"--builddir={builddir}"],
+            "xmake configure (native)", cwd=NATIVE_DIR, env=env, verbose=opts.verbose)
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(json.dumps(config))
+    out = run([xmake, "build", *common, "-j", str(opts.jobs), "infini_qwen3"], "xmake build (native)",
+              cwd=NATIVE_DIR, env=env, verbose=opts.verbose)
+    built = sorted(builddir.glob("**/release/libinfini_qwen3.so"))
+    if not built:
+        raise BuildError(f"xmake reported success but no libinfini_qwen3.so under {builddir}:\n{out}")
+    NATIVE_OUT.mkdir(parents=True, exist_ok=True)
+    lib = NATIVE_OUT / "libinfini_qwen3.so"
+    if not lib.exists() or sha256_of(lib) != sha256_of(built[0]):
+        shutil.copy2(built[0], lib)
+    NATIVE_MANIFEST.write_text(json.dumps({**config, "library": str(lib)}, indent=2))
+    log(f"native library: {lib}")
+    return lib
+
+
+def resolve_roots(opts: BuildOptions) -> tuple[Path, bool]:
+    """(InfiniCore root, whether this build owns it). An existing install that we did not build is used as is."""
+    if opts.infini_root:
+        root = opts.infini_root.resolve()
+        if not has_libs(root):
+            raise BuildError(f"--infini-root {root} has no {', '.join(INFINICORE_LIBS)} under lib/")
+        return root, False
+    env_root = os.environ.get("INFINI_ROOT")
+    if opts.prefix is None and env_root:
+        root = Path(env_root).resolve()
+        if has_libs(root) and read_stamp(root) is None:
+            return root, False
+        return root, True
+    return (opts.prefix or BUILD_ROOT / f"infini-{opts.device}").resolve(), True
+
+
+def build(opts: BuildOptions) -> Path:
+    if opts.device not in DEVICES:
+        raise BuildError(f"--device must be one of {DEVICES}, got {opts.device!r}")
+    root, owned = resolve_roots(opts)
+    if owned:
+        build_infinicore(opts, root)
+    else:
+        log(f"using the existing InfiniCore install at {root}")
+    return build_native(opts, root)
+
+
+def parse_args(argv: list[str] | None = None) -> BuildOptions:
+    parser = argparse.ArgumentParser(prog="python -m infini_qwen3.build", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", choices=DEVICES, default="cpu")
+    parser.add_argument("--prefix", type=Path, help="install InfiniCore here (default: $INFINI_ROOT or build/infini-DEVICE)")
+    parser.add_argument("--infini-root", type=Path, help="use this existing InfiniCore install; do not build it")
+    parser.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--cuda-arch", help="GPU architecture for --device nvidia when no GPU is visible, e.g. sm_90")
+    parser.add_argument("--verbose", "-v", action="store_true")
+    args = parser.parse_args(argv)
+    return BuildOptions(device=args.device, prefix=args.prefix, infini_root=args.infini_root, jobs=args.jobs,
+                        cuda_arch=args.cuda_arch, verbose=args.verbose)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        build(parse_args(argv))
+    except BuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

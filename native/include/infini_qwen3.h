@@ -1,0 +1,122 @@
+/* infini-qwen3: Qwen3 dense decoder on InfiniCore (infiniop / infinirt / infiniccl).
+ *
+ * Every function returns an iq3Status_t; on failure iq3LastError() gives a readable message (per thread).
+ * Nothing here exits or aborts the process on bad input.
+ *
+ * Life cycle: iq3CreateModel -> iq3LoadWeight (once per tensor, by its Hugging Face name) -> iq3FinishLoading
+ * -> iq3Infer / iq3Forward (any number of times) -> iq3DestroyModel.
+ */
+#ifndef INFINI_QWEN3_H
+#define INFINI_QWEN3_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define IQ3_API __attribute__((visibility("default")))
+#else
+#define IQ3_API
+#endif
+
+typedef enum {
+    IQ3_OK = 0,
+    IQ3_ERR_INVALID_ARGUMENT = 1, /* a caller mistake: bad shape, id out of range, wrong state */
+    IQ3_ERR_INFINICORE = 2,       /* an InfiniCore call failed; the message names it and its status */
+    IQ3_ERR_OUT_OF_MEMORY = 3,
+    IQ3_ERR_CAPACITY = 4,         /* a KV slot would overflow its token capacity */
+    IQ3_ERR_WEIGHT = 5,           /* missing / unexpected / wrongly shaped or typed tensor */
+    IQ3_ERR_NOT_IMPLEMENTED = 6,
+    IQ3_ERR_INTERNAL = 7,
+} iq3Status_t;
+
+/* Matches InfiniCore's infiniDtype_t values for the types used here. */
+enum { IQ3_DTYPE_F16 = 12, IQ3_DTYPE_F32 = 13, IQ3_DTYPE_BF16 = 19 };
+
+/* Matches infiniDevice_t. */
+enum { IQ3_DEVICE_CPU = 0, IQ3_DEVICE_NVIDIA = 1 };
+
+/* RoPE layout used on the device. NEOX is Qwen3's own; GPT_J permutes the q/k projection rows and the
+ * q_norm/k_norm weights at load time so that backends without NeoX RoPE compute the same model. */
+enum { IQ3_ROPE_AUTO = -1, IQ3_ROPE_GPT_J = 0, IQ3_ROPE_GPT_NEOX = 1 };
+
+typedef struct {
+    uint32_t num_layers;
+    uint32_t hidden_size;
+    uint32_t intermediate_size;
+    uint32_t num_heads;
+    uint32_t num_kv_heads;
+    uint32_t head_dim;
+    uint32_t vocab_size;
+    uint32_t max_position_embeddings;
+    float rms_norm_eps;
+    float rope_theta;
+    int32_t tie_word_embeddings;
+    int32_t dtype;            /* compute and KV-cache dtype: IQ3_DTYPE_* */
+    int32_t rope_layout;      /* IQ3_ROPE_* */
+    uint32_t kv_slots;        /* number of KV-cache slots (concurrent sequences) */
+    uint32_t kv_slot_tokens;  /* tokens per slot (past + new) */
+    uint32_t max_step_tokens; /* most tokens one iq3Infer / iq3Forward call may carry */
+} iq3Meta;
+
+typedef struct iq3Model iq3Model;
+
+/* One batched step: the tokens of nreq requests concatenated; request r has req_lens[r] new tokens starting
+ * at position req_pos[r] (tokens already in its KV slot) and uses KV slot req_slots[r]. */
+typedef struct {
+    const uint32_t *tokens;
+    uint32_t ntok;
+    const uint32_t *req_lens;
+    const uint32_t *req_pos;
+    const uint32_t *req_slots;
+    uint32_t nreq;
+} iq3Batch;
+
+/* Per-request sampling: temperature 0 (or topk 1, or random 0) is greedy; topk 0 means no limit. */
+typedef struct {
+    const float *temperature;
+    const uint32_t *topk;
+    const float *topp;
+    const float *random; /* uniform [0, 1) drawn by the caller, so a seed reproduces a run */
+} iq3Sampling;
+
+IQ3_API const char *iq3LastError(void);
+IQ3_API const char *iq3Version(void);
+
+/* Creates an InfiniCore handle on the device and reports what it found, e.g. "cpu:0 handle ok". */
+IQ3_API iq3Status_t iq3ProbeDevice(int32_t device, int32_t device_id, char *info, size_t info_len);
+
+IQ3_API iq3Status_t iq3CreateModel(const iq3Meta *meta, int32_t device, uint32_t ndev, const int32_t *device_ids,
+                                   iq3Model **model);
+IQ3_API void iq3DestroyModel(iq3Model *model);
+
+/* dtype is IQ3_DTYPE_*, data is host memory holding a contiguous row-major tensor; it is converted to the
+ * compute dtype and uploaded before the call returns. */
+IQ3_API iq3Status_t iq3LoadWeight(iq3Model *model, const char *name, int32_t dtype, uint32_t ndim,
+                                  const uint64_t *shape, const void *data);
+/* Fails, naming them, if tensors are missing. */
+IQ3_API iq3Status_t iq3FinishLoading(iq3Model *model);
+
+/* Runs the step and samples one token per request into out_tokens[nreq]. */
+IQ3_API iq3Status_t iq3Infer(iq3Model *model, const iq3Batch *batch, const iq3Sampling *sampling,
+                             uint32_t *out_tokens);
+/* Runs the step and writes float32 logits: [ntok, vocab] when all_positions, else [nreq, vocab] for the
+ * last token of each request. */
+IQ3_API iq3Status_t iq3Forward(iq3Model *model, const iq3Batch *batch, int32_t all_positions, float *logits);
+
+/* Tracing: when enabled, each step records named intermediates (float32 copies on the host); they stay
+ * until the next step. */
+IQ3_API iq3Status_t iq3SetTrace(iq3Model *model, int32_t enabled);
+IQ3_API iq3Status_t iq3TraceCount(iq3Model *model, uint32_t *count);
+IQ3_API iq3Status_t iq3TraceInfo(iq3Model *model, uint32_t index, const char **name, uint32_t *ndim,
+                                 uint64_t *shape /* at least 4 */);
+IQ3_API iq3Status_t iq3TraceCopy(iq3Model *model, uint32_t index, float *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* INFINI_QWEN3_H */

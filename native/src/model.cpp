@@ -1,0 +1,359 @@
+#include "model.hpp"
+
+#include "error.hpp"
+
+#include <cmath>
+
+namespace iq3 {
+
+namespace {
+
+infiniDtype_t computeDtype(int32_t dtype) {
+    if (dtype != IQ3_DTYPE_F32 && dtype != IQ3_DTYPE_F16 && dtype != IQ3_DTYPE_BF16) {
+        fail(IQ3_ERR_INVALID_ARGUMENT, "compute dtype must be f32, f16 or bf16, got " + std::to_string(dtype));
+    }
+    return infiniDtype_t(dtype);
+}
+
+// Backends whose RoPE implements the NeoX layout in InfiniCore 0.1.0; the others get GPT-J with permuted rows.
+infiniopRoPEAlgo_t ropeAlgo(int32_t layout, infiniDevice_t device) {
+    if (layout == IQ3_ROPE_GPT_J) {
+        return INFINIOP_ROPE_ALGO_GPT_J;
+    }
+    if (layout == IQ3_ROPE_GPT_NEOX) {
+        return INFINIOP_ROPE_ALGO_GPT_NEOX;
+    }
+    if (layout != IQ3_ROPE_AUTO) {
+        fail(IQ3_ERR_INVALID_ARGUMENT, "rope_layout must be -1 (auto), 0 (GPT-J) or 1 (NeoX)");
+    }
+    switch (device) {
+    case INFINI_DEVICE_CPU:
+    case INFINI_DEVICE_NVIDIA:
+    case INFINI_DEVICE_METAX:
+    case INFINI_DEVICE_MOORE: return INFINIOP_ROPE_ALGO_GPT_NEOX;
+    default: return INFINIOP_ROPE_ALGO_GPT_J;
+    }
+}
+
+const iq3Meta &validated(const iq3Meta &m) {
+    auto require = [](bool ok, const char *what) {
+        if (!ok) {
+            fail(IQ3_ERR_INVALID_ARGUMENT, std::string("invalid model meta: ") + what);
+        }
+    };
+    require(m.num_layers > 0, "num_layers must be > 0");
+    require(m.hidden_size > 0 && m.intermediate_size > 0, "hidden_size and intermediate_size must be > 0");
+    require(m.num_heads > 0 && m.num_kv_heads > 0, "num_heads and num_kv_heads must be > 0");
+    require(m.num_heads % m.num_kv_heads == 0, "num_heads must be a multiple of num_kv_heads");
+    require(m.head_dim > 0 && m.head_dim % 2 == 0, "head_dim must be even and > 0");
+    require(m.vocab_size > 0, "vocab_size must be > 0");
+    require(m.rms_norm_eps > 0 && m.rope_theta > 0, "rms_norm_eps and rope_theta must be > 0");
+    require(m.kv_slots > 0 && m.kv_slot_tokens > 0, "kv_slots and kv_slot_tokens must be > 0");
+    require(m.max_step_tokens > 0, "max_step_tokens must be > 0");
+    return m;
+}
+
+} // namespace
+
+Model::Model(const iq3Meta &meta, infiniDevice_t device, int device_id)
+    : meta_(validated(meta)),
+      dt_(computeDtype(meta.dtype)),
+      rope_algo_(ropeAlgo(meta.rope_layout, device)),
+      ops_(device, device_id),
+      weights_(meta_, dt_, rope_algo_, ops_),
+      kv_(meta.num_layers, meta.kv_slots, meta.kv_slot_tokens, meta.num_kv_heads, meta.head_dim, dt_) {
+    buildRopeTables();
+}
+
+// Same arithmetic as transformers' default RoPE: f32 inverse frequencies, f32 angle = position * inv_freq,
+// cos/sin in f32, then cast to the compute dtype.
+void Model::buildRopeTables() {
+    const size_t half = meta_.head_dim / 2, rows = meta_.kv_slot_tokens;
+    std::vector<float> inv_freq(half);
+    for (size_t i = 0; i < half; i++) {
+        const float exponent = float(2 * i) / float(meta_.head_dim);
+        inv_freq[i] = 1.0f / std::pow(meta_.rope_theta, exponent);
+    }
+    std::vector<float> sin_f(rows * half), cos_f(rows * half);
+    for (size_t pos = 0; pos < rows; pos++) {
+        for (size_t i = 0; i < half; i++) {
+            const float angle = float(pos) * inv_freq[i];
+            sin_f[pos * half + i] = std::sin(angle);
+            cos_f[pos * half + i] = std::cos(angle);
+        }
+    }
+    const size_t bytes = rows * half * dtypeSize(dt_);
+    std::vector<char> converted(bytes);
+    sin_table_.grow(bytes);
+    cos_table_.grow(bytes);
+    convertHost(converted.data(), dt_, sin_f.data(), INFINI_DTYPE_F32, rows * half);
+    ops_.copyToDevice(sin_table_.data(), converted.data(), bytes);
+    convertHost(converted.data(), dt_, cos_f.data(), INFINI_DTYPE_F32, rows * half);
+    ops_.copyToDevice(cos_table_.data(), converted.data(), bytes);
+}
+
+void Model::loadWeight(const std::string &name, infiniDtype_t dtype, const std::vector<size_t> &shape,
+                       const void *data) {
+    if (loaded_) {
+        fail(IQ3_ERR_INVALID_ARGUMENT, "weights are already complete; cannot load '" + name + "'");
+    }
+    weights_.load(name, dtype, shape, data);
+}
+
+void Model::finishLoading() {
+    auto missing = weights_.missing();
+    if (!missing.empty()) {
+        std::string list;
+        for (size_t i = 0; i < missing.size() && i < 8; i++) {
+            list += (i ? ", " : "") + missing[i];
+        }
+        if (missing.size() > 8) {
+            list += ", ... (" + std::to_string(missing.size()) + " in all)";
+        }
+        fail(IQ3_ERR_WEIGHT, "missing tensors: " + list);
+    }
+    loaded_ = true;
+}
+
+void Model::ensureLoaded() const {
+    if (!loaded_) {
+        fail(IQ3_ERR_INVALID_ARGUMENT, "the model's weights are not complete (call iq3FinishLoading first)");
+    }
+}
+
+StepBatch Model::checkBatch(const iq3Batch &b) const {
+    auto bad = [](const std::string &why) { fail(IQ3_ERR_INVALID_ARGUMENT, "invalid batch: " + why); };
+    if (b.nreq == 0 || b.ntok == 0) {
+        bad("a step needs at least one request and one token");
+    }
+    if (!b.tokens || !b.req_lens || !b.req_pos || !b.req_slots) {
+        bad("null array");
+    }
+    if (b.ntok > meta_.max_step_tokens) {
+        bad(std::to_string(b.ntok) + " tokens exceed max_step_tokens " + std::to_string(meta_.max_step_tokens));
+    }
+    StepBatch step{b.tokens, b.ntok, {}, {}, {}, {}};
+    std::vector<bool> slot_used(meta_.kv_slots, false);
+    uint32_t start = 0;
+    for (uint32_t r = 0; r < b.nreq; r++) {
+        const uint32_t len = b.req_lens[r], pos = b.req_pos[r], slot = b.req_slots[r];
+        if (len == 0) {
+            bad("request " + std::to_string(r) + " has no tokens");
+        }
+        if (slot >= meta_.kv_slots) {
+            bad("request " + std::to_string(r) + " uses KV slot " + std::to_string(slot) + " of " +
+                std::to_string(meta_.kv_slots));
+        }
+        if (slot_used[slot]) {
+            bad("KV slot " + std::to_string(slot) + " appears twice in one step");
+        }
+        slot_used[slot] = true;
+        if (uint64_t(pos) + len > meta_.kv_slot_tokens) {
+            fail(IQ3_ERR_CAPACITY, "request " + std::to_string(r) + " would reach position " +
+                                       std::to_string(uint64_t(pos) + len) + " but a KV slot holds " +
+                                       std::to_string(meta_.kv_slot_tokens) + " tokens");
+        }
+        if (uint64_t(start) + len > b.ntok) {
+            bad("request lengths add up to more than ntok");
+        }
+        step.lens.push_back(len);
+        step.pos.push_back(pos);
+        step.slots.push_back(slot);
+        step.starts.push_back(start);
+        start += len;
+    }
+    if (start != b.ntok) {
+        bad("request lengths add up to " + std::to_string(start) + ", not ntok " + std::to_string(b.ntok));
+    }
+    for (uint32_t t = 0; t < b.ntok; t++) {
+        if (b.tokens[t] >= meta_.vocab_size) {
+            bad("token id " + std::to_string(b.tokens[t]) + " is outside the vocabulary of " +
+                std::to_string(meta_.vocab_size));
+        }
+    }
+    return step;
+}
+
+void Model::embed(const StepBatch &batch) {
+    const size_t row_bytes = size_t(meta_.hidden_size) * dtypeSize(dt_);
+    hidden_.grow(batch.ntok * row_bytes);
+    const char *table = static_cast<const char *>(weights_.embed().data);
+    for (uint32_t t = 0; t < batch.ntok; t++) {
+        ops_.copyOnDevice(static_cast<char *>(hidden_.data()) + t * row_bytes, table + batch.tokens[t] * row_bytes,
+                          row_bytes);
+    }
+}
+
+void Model::uploadPositions(const StepBatch &batch) {
+    std::vector<uint32_t> positions(batch.ntok);
+    for (uint32_t r = 0; r < batch.nreq(); r++) {
+        for (uint32_t i = 0; i < batch.lens[r]; i++) {
+            positions[batch.starts[r] + i] = batch.pos[r] + i;
+        }
+    }
+    pos_ids_.grow(positions.size() * sizeof(uint32_t));
+    ops_.copyToDevice(pos_ids_.data(), positions.data(), positions.size() * sizeof(uint32_t));
+}
+
+void Model::runLayers(const StepBatch &batch) {
+    const size_t ntok = batch.ntok, d = meta_.hidden_size, dh = meta_.head_dim, di = meta_.intermediate_size;
+    const size_t nh = meta_.num_heads, nkvh = meta_.num_kv_heads, es = dtypeSize(dt_);
+    const float eps = meta_.rms_norm_eps;
+
+    embed(batch);
+    uploadPositions(batch);
+    normed_.grow(ntok * d * es);
+    qkv_.grow(ntok * (nh + 2 * nkvh) * dh * es);
+    attn_out_.grow(ntok * nh * dh * es);
+    gate_up_.grow(ntok * 2 * di * es);
+    act_.grow(ntok * di * es);
+
+    const auto x = Tensor::contiguous(hidden_.data(), dt_, {ntok, d});
+    const auto xn = Tensor::contiguous(normed_.data(), dt_, {ntok, d});
+    const auto qkv = Tensor::contiguous(qkv_.data(), dt_, {ntok, (nh + 2 * nkvh) * dh});
+    const auto q = qkv.slice(1, 0, nh * dh).split(1, {nh, dh});
+    const auto k = qkv.slice(1, nh * dh, nkvh * dh).split(1, {nkvh, dh});
+    const auto v = qkv.slice(1, (nh + nkvh) * dh, nkvh * dh).split(1, {nkvh, dh});
+    const auto attn_out = Tensor::contiguous(attn_out_.data(), dt_, {ntok, nh * dh});
+    const auto gate_up = Tensor::contiguous(gate_up_.data(), dt_, {ntok, 2 * di});
+    const auto gate = gate_up.slice(1, 0, di), up = gate_up.slice(1, di, di);
+    const auto act = Tensor::contiguous(act_.data(), dt_, {ntok, di});
+    const auto pos = Tensor::contiguous(pos_ids_.data(), INFINI_DTYPE_U32, {ntok});
+    const auto sin = Tensor::contiguous(sin_table_.data(), dt_, {meta_.kv_slot_tokens, dh / 2});
+    const auto cos = Tensor::contiguous(cos_table_.data(), dt_, {meta_.kv_slot_tokens, dh / 2});
+    // When tracing, projections with a residual are computed apart (into xn's buffer, free at that point)
+    // so that the projection itself can be recorded; otherwise the residual is folded into the GEMM (beta=1).
+    auto residual_linear = [&](const std::string &name, const Tensor &input, const Tensor &weight) {
+        if (!trace_.enabled) {
+            ops_.gemm(x, input, weight.permute({1, 0}), 1.0f, 1.0f);
+            return;
+        }
+        ops_.gemm(xn, input, weight.permute({1, 0}));
+        trace_.record(ops_, name, xn);
+        ops_.add(x, x, xn);
+    };
+
+    trace_.record(ops_, "embed", x);
+    for (size_t l = 0; l < meta_.num_layers; l++) {
+        const std::string p = "layers." + std::to_string(l) + ".";
+        ops_.rmsnorm(xn, x, weights_.attnNorm(l), eps);
+        trace_.record(ops_, p + "attn_norm", xn);
+        ops_.gemm(qkv, xn, weights_.qkv(l).permute({1, 0}));
+        trace_.record(ops_, p + "q", q);
+        trace_.record(ops_, p + "k", k);
+        trace_.record(ops_, p + "v", v);
+        ops_.rmsnorm(q, q, weights_.qNorm(l), eps); // Qwen3 QK-norm: over head_dim, before RoPE
+        ops_.rmsnorm(k, k, weights_.kNorm(l), eps);
+        trace_.record(ops_, p + "q_norm", q);
+        trace_.record(ops_, p + "k_norm", k);
+        ops_.rope(q, q, pos, sin, cos, rope_algo_);
+        ops_.rope(k, k, pos, sin, cos, rope_algo_);
+        trace_.record(ops_, p + "q_rope", q);
+        trace_.record(ops_, p + "k_rope", k);
+        attention(batch, l, q, k, v, attn_out);
+        trace_.record(ops_, p + "attn", attn_out);
+        residual_linear(p + "o_proj", attn_out, weights_.oProj(l));
+        ops_.rmsnorm(xn, x, weights_.ffnNorm(l), eps);
+        trace_.record(ops_, p + "ffn_norm", xn);
+        ops_.gemm(gate_up, xn, weights_.gateUp(l).permute({1, 0}));
+        trace_.record(ops_, p + "gate", gate);
+        trace_.record(ops_, p + "up", up);
+        ops_.swiglu(act, up, gate); // up * silu(gate)
+        trace_.record(ops_, p + "act", act);
+        residual_linear(p + "down", act, weights_.down(l));
+    }
+}
+
+// Per request: append the new K/V to its slot, then softmax(Q K^T / sqrt(dh)) V over past + new positions
+// with the causal mask, as strided GEMMs over [kv_head, group * seq, .] (GQA without copying K/V per head).
+void Model::attention(const StepBatch &batch, size_t layer, const Tensor &q, const Tensor &k, const Tensor &v,
+                      const Tensor &out) {
+    const size_t nh = meta_.num_heads, nkvh = meta_.num_kv_heads, dh = meta_.head_dim, es = dtypeSize(dt_);
+    const size_t ngroup = nh / nkvh;
+    const float scale = 1.0f / std::sqrt(float(dh));
+    for (uint32_t r = 0; r < batch.nreq(); r++) {
+        const size_t start = batch.starts[r], seq = batch.lens[r], past = batch.pos[r], slot = batch.slots[r];
+        const size_t total = past + seq;
+        ops_.rearrange(kv_.keys(layer, slot, past, seq), k.slice(0, start, seq));
+        ops_.rearrange(kv_.values(layer, slot, past, seq), v.slice(0, start, seq));
+        const auto keys = kv_.keys(layer, slot, 0, total);     // [total, nkvh, dh]
+        const auto values = kv_.values(layer, slot, 0, total); // [total, nkvh, dh]
+
+        q_heads_.grow(nh * seq * dh * es);
+        const auto q_heads = Tensor::contiguous(q_heads_.data(), dt_, {nkvh, ngroup, seq, dh});
+        ops_.rearrange(q_heads, q.slice(0, start, seq).split(1, {nkvh, ngroup}).permute({1, 2, 0, 3}));
+
+        scores_.grow(nh * seq * total * es);
+        const auto scores = Tensor::contiguous(scores_.data(), dt_, {nkvh, ngroup * seq, total});
+        ops_.gemm(scores, q_heads.view({nkvh, ngroup * seq, dh}), keys.permute({1, 2, 0}), scale, 0.0f);
+        const auto probs = scores.view({nh, seq, total});
+        ops_.causalSoftmax(probs, probs);
+
+        head_out_.grow(nh * seq * dh * es);
+        const auto head_out = Tensor::contiguous(head_out_.data(), dt_, {nkvh, ngroup * seq, dh});
+        ops_.gemm(head_out, scores, values.permute({1, 0, 2}), 1.0f, 0.0f);
+        ops_.rearrange(out.slice(0, start, seq).split(1, {nkvh, ngroup, dh}),
+                       head_out.view({nkvh, ngroup, seq, dh}).permute({2, 0, 1, 3}));
+    }
+}
+
+Tensor Model::logitsFor(const StepBatch &batch, bool all_positions) {
+    const size_t d = meta_.hidden_size, es = dtypeSize(dt_), vocab = meta_.vocab_size;
+    const size_t rows = all_positions ? batch.ntok : batch.nreq();
+    const auto x = Tensor::contiguous(hidden_.data(), dt_, {batch.ntok, d});
+    last_hidden_.grow(rows * d * es);
+    const auto h = Tensor::contiguous(last_hidden_.data(), dt_, {rows, d});
+    if (all_positions) {
+        ops_.rmsnorm(h, x, weights_.finalNorm(), meta_.rms_norm_eps);
+    } else {
+        for (uint32_t r = 0; r < batch.nreq(); r++) {
+            const size_t last = batch.starts[r] + batch.lens[r] - 1;
+            ops_.copyOnDevice(static_cast<char *>(h.data) + r * d * es, static_cast<char *>(x.data) + last * d * es,
+                              d * es);
+        }
+        ops_.rmsnorm(h, h, weights_.finalNorm(), meta_.rms_norm_eps);
+    }
+    trace_.record(ops_, "final_norm", h);
+    logits_.grow(rows * vocab * es);
+    const auto logits = Tensor::contiguous(logits_.data(), dt_, {rows, vocab});
+    ops_.gemm(logits, h, weights_.lmHead().permute({1, 0}));
+    trace_.record(ops_, "logits", logits);
+    return logits;
+}
+
+void Model::infer(const StepBatch &batch, const std::vector<SamplingParams> &sampling, uint32_t *out_tokens) {
+    ensureLoaded();
+    if (sampling.size() != batch.nreq()) {
+        fail(IQ3_ERR_INTERNAL, "one sampling entry per request is needed");
+    }
+    ops_.activate();
+    trace_.clear();
+    runLayers(batch);
+    const auto logits = logitsFor(batch, false);
+    sampled_.grow(batch.nreq() * sizeof(int64_t));
+    for (uint32_t r = 0; r < batch.nreq(); r++) {
+        const auto &s = sampling[r];
+        const Tensor result{static_cast<int64_t *>(sampled_.data()) + r, INFINI_DTYPE_I64, {}, {}};
+        const auto probs = logits.slice(0, r, 1).view({meta_.vocab_size});
+        ops_.randomSample(result, probs, s.random, s.topp, s.topk, s.temperature);
+    }
+    std::vector<int64_t> ids(batch.nreq());
+    ops_.copyToHost(ids.data(), sampled_.data(), ids.size() * sizeof(int64_t));
+    for (uint32_t r = 0; r < batch.nreq(); r++) {
+        out_tokens[r] = uint32_t(ids[r]);
+    }
+}
+
+void Model::forward(const StepBatch &batch, bool all_positions, float *out) {
+    ensureLoaded();
+    ops_.activate();
+    trace_.clear();
+    runLayers(batch);
+    const auto logits = logitsFor(batch, all_positions);
+    const size_t n = logits.numel();
+    std::vector<char> raw(n * dtypeSize(dt_));
+    ops_.copyToHost(raw.data(), logits.data, raw.size());
+    convertHost(out, INFINI_DTYPE_F32, raw.data(), dt_, n);
+}
+
+} // namespace iq3

@@ -1,0 +1,74 @@
+// The Qwen3 dense decoder on one device: weights by name, a slot-based KV cache, the batched forward step.
+#pragma once
+
+#include "kv_cache.hpp"
+#include "ops.hpp"
+#include "trace.hpp"
+#include "weights.hpp"
+
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+namespace iq3 {
+
+struct StepBatch {
+    const uint32_t *tokens;
+    uint32_t ntok;
+    std::vector<uint32_t> lens, pos, slots;
+    std::vector<uint32_t> starts; // first token index of each request in tokens
+    uint32_t nreq() const { return uint32_t(lens.size()); }
+};
+
+struct SamplingParams {
+    float temperature;
+    int topk;
+    float topp;
+    float random;
+};
+
+class Model {
+public:
+    Model(const iq3Meta &meta, infiniDevice_t device, int device_id);
+
+    void loadWeight(const std::string &name, infiniDtype_t dtype, const std::vector<size_t> &shape, const void *data);
+    void finishLoading();
+
+    // Validates a batch against the model's limits and the KV capacity; throws with a readable reason.
+    StepBatch checkBatch(const iq3Batch &batch) const;
+
+    void infer(const StepBatch &batch, const std::vector<SamplingParams> &sampling, uint32_t *out_tokens);
+    void forward(const StepBatch &batch, bool all_positions, float *logits);
+
+    Trace &trace() { return trace_; }
+    std::mutex &mutex() { return mutex_; }
+
+private:
+    // Runs the decoder layers over the batch, leaving the hidden states in hidden_.
+    void runLayers(const StepBatch &batch);
+    void attention(const StepBatch &batch, size_t layer, const Tensor &q, const Tensor &k, const Tensor &v,
+                   const Tensor &out);
+    // Final norm + lm_head over the chosen token rows; returns logits [rows, vocab] on the device.
+    Tensor logitsFor(const StepBatch &batch, bool all_positions);
+    void embed(const StepBatch &batch);
+    void uploadPositions(const StepBatch &batch);
+    void buildRopeTables();
+    void ensureLoaded() const;
+
+    iq3Meta meta_;
+    infiniDtype_t dt_;
+    infiniopRoPEAlgo_t rope_algo_;
+    Ops ops_;
+    Weights weights_;
+    KvCache kv_;
+    Trace trace_;
+    std::mutex mutex_;
+    bool loaded_ = false;
+
+    DeviceBuffer sin_table_, cos_table_;
+    // Scratch for one step, grown on demand and reused.
+    DeviceBuffer hidden_, normed_, qkv_, attn_out_, gate_up_, act_, pos_ids_;
+    DeviceBuffer q_heads_, scores_, head_out_, last_hidden_, logits_, sampled_, trace_tmp_;
+};
+
+} // namespace iq3

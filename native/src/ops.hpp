@@ -1,0 +1,77 @@
+// Thin wrappers over infiniop operators, one call per operator, with a descriptor cache keyed by everything
+// that defines the descriptor (dtypes, shapes, strides, epsilon, algorithm) and one shared workspace.
+#pragma once
+
+#include "tensor.hpp"
+
+#include <infiniop.h>
+
+#include <functional>
+#include <string>
+#include <unordered_map>
+
+namespace iq3 {
+
+class Ops {
+public:
+    Ops(infiniDevice_t device, int device_id);
+    ~Ops();
+    Ops(const Ops &) = delete;
+    Ops &operator=(const Ops &) = delete;
+
+    // c = alpha * a @ b + beta * c  (batched when 3-D)
+    void gemm(const Tensor &c, const Tensor &a, const Tensor &b, float alpha = 1.0f, float beta = 0.0f);
+    void rmsnorm(const Tensor &y, const Tensor &x, const Tensor &w, float epsilon);
+    void rope(const Tensor &y, const Tensor &x, const Tensor &pos_ids, const Tensor &sin_table,
+              const Tensor &cos_table, infiniopRoPEAlgo_t algo);
+    // softmax over the last dim with the causal mask of a [.., seq, total] score tensor (total >= seq)
+    void causalSoftmax(const Tensor &y, const Tensor &x);
+    // c = a * silu(b)
+    void swiglu(const Tensor &c, const Tensor &a, const Tensor &b);
+    void add(const Tensor &c, const Tensor &a, const Tensor &b);
+    // strided copy dst <- src
+    void rearrange(const Tensor &dst, const Tensor &src);
+    void randomSample(const Tensor &result, const Tensor &probs, float random_val, float topp, int topk,
+                      float temperature);
+
+    void copyToDevice(void *dst, const void *src, size_t bytes);
+    void copyToHost(void *dst, const void *src, size_t bytes);
+    void copyOnDevice(void *dst, const void *src, size_t bytes);
+    void synchronize();
+
+    infiniDevice_t device() const { return device_; }
+    int deviceId() const { return device_id_; }
+    void activate() const; // make this device current for the calling thread
+
+private:
+    struct Cached {
+        void *desc;
+        size_t workspace;
+    };
+    using Creator = std::function<void *(size_t *workspace)>;
+    const Cached &cached(const std::string &key, const Creator &create);
+    void *workspace(size_t bytes);
+
+    infiniDevice_t device_;
+    int device_id_;
+    infiniopHandle_t handle_ = nullptr;
+    infinirtStream_t stream_ = nullptr;
+    DeviceBuffer workspace_;
+    std::unordered_map<std::string, Cached> cache_;
+    std::unordered_map<std::string, std::function<void(void *)>> destroyers_;
+};
+
+// An InfiniCore tensor descriptor that is destroyed with its scope.
+class TensorDesc {
+public:
+    explicit TensorDesc(const Tensor &t);
+    ~TensorDesc();
+    TensorDesc(const TensorDesc &) = delete;
+    TensorDesc &operator=(const TensorDesc &) = delete;
+    operator infiniopTensorDescriptor_t() const { return desc_; }
+
+private:
+    infiniopTensorDescriptor_t desc_ = nullptr;
+};
+
+} // namespace iq3

@@ -1,0 +1,149 @@
+#include "weights.hpp"
+
+#include "error.hpp"
+
+#include <cstring>
+#include <sstream>
+
+namespace iq3 {
+
+namespace {
+
+std::string shapeString(const std::vector<size_t> &shape) {
+    std::ostringstream out;
+    out << '[';
+    for (size_t i = 0; i < shape.size(); i++) {
+        out << shape[i] << (i + 1 < shape.size() ? ", " : "");
+    }
+    out << ']';
+    return out.str();
+}
+
+} // namespace
+
+Weights::Weights(const iq3Meta &meta, infiniDtype_t dt, infiniopRoPEAlgo_t rope_algo, Ops &ops)
+    : meta_(meta), dt_(dt), rope_algo_(rope_algo), ops_(ops), layers_(meta.num_layers) {
+    const size_t d = meta.hidden_size, di = meta.intermediate_size, dh = meta.head_dim;
+    const size_t q_rows = size_t(meta.num_heads) * dh, kv_rows = size_t(meta.num_kv_heads) * dh;
+    const size_t qkv_rows = q_rows + 2 * kv_rows;
+    expect("model.embed_tokens.weight", {meta.vocab_size, d}, embed_, meta.vocab_size);
+    if (!meta.tie_word_embeddings) {
+        expect("lm_head.weight", {meta.vocab_size, d}, lm_head_, meta.vocab_size);
+    }
+    expect("model.norm.weight", {d}, final_norm_, 1);
+    for (size_t i = 0; i < meta.num_layers; i++) {
+        auto &l = layers_[i];
+        const std::string p = "model.layers." + std::to_string(i) + ".";
+        expect(p + "input_layernorm.weight", {d}, l.attn_norm, 1);
+        expect(p + "self_attn.q_proj.weight", {q_rows, d}, l.qkv, qkv_rows, 0, true);
+        expect(p + "self_attn.k_proj.weight", {kv_rows, d}, l.qkv, qkv_rows, q_rows, true);
+        expect(p + "self_attn.v_proj.weight", {kv_rows, d}, l.qkv, qkv_rows, q_rows + kv_rows);
+        expect(p + "self_attn.q_norm.weight", {dh}, l.q_norm, 1, 0, true);
+        expect(p + "self_attn.k_norm.weight", {dh}, l.k_norm, 1, 0, true);
+        expect(p + "self_attn.o_proj.weight", {d, q_rows}, l.o_proj, d);
+        expect(p + "post_attention_layernorm.weight", {d}, l.ffn_norm, 1);
+        expect(p + "mlp.gate_proj.weight", {di, d}, l.gate_up, 2 * di);
+        expect(p + "mlp.up_proj.weight", {di, d}, l.gate_up, 2 * di, di);
+        expect(p + "mlp.down_proj.weight", {d, di}, l.down, d);
+    }
+}
+
+void Weights::expect(const std::string &name, std::vector<size_t> shape, DeviceBuffer &buffer, size_t total_rows,
+                     size_t row_offset, bool rope_rows) {
+    // 1-D tensors count as one row of their length.
+    const size_t cols = shape.size() == 2 ? shape[1] : shape[0];
+    buffer.grow(total_rows * cols * dtypeSize(dt_));
+    destinations_[name] = Destination{std::move(shape), &buffer, row_offset, rope_rows};
+}
+
+void Weights::load(const std::string &name, infiniDtype_t dtype, const std::vector<size_t> &shape, const void *data) {
+    auto found = destinations_.find(name);
+    if (found == destinations_.end()) {
+        fail(IQ3_ERR_WEIGHT, "unexpected tensor '" + name + "' for this Qwen3 configuration");
+    }
+    Destination &dest = found->second;
+    if (dest.loaded) {
+        fail(IQ3_ERR_WEIGHT, "tensor '" + name + "' was loaded twice");
+    }
+    if (shape != dest.shape) {
+        fail(IQ3_ERR_WEIGHT, "tensor '" + name + "' has shape " + shapeString(shape) + ", expected " +
+                                 shapeString(dest.shape));
+    }
+    if (!isFloatDtype(dtype)) {
+        fail(IQ3_ERR_WEIGHT, "tensor '" + name + "' has dtype " + std::to_string(int(dtype)) +
+                                 "; only f32, f16 and bf16 are supported");
+    }
+    if (data == nullptr) {
+        fail(IQ3_ERR_INVALID_ARGUMENT, "tensor '" + name + "' has no data");
+    }
+    size_t numel = 1;
+    for (size_t s : shape) {
+        numel *= s;
+    }
+    const size_t cols = shape.size() == 2 ? shape[1] : shape[0];
+    std::vector<char> converted(numel * dtypeSize(dt_));
+    convertHost(converted.data(), dt_, data, dtype, numel);
+    if (dest.rope_rows && rope_algo_ == INFINIOP_ROPE_ALGO_GPT_J) {
+        // A 1-D norm weight permutes its elements, a projection its rows, in groups of head_dim.
+        const size_t unit = shape.size() == 2 ? cols * dtypeSize(dt_) : dtypeSize(dt_);
+        permuteForGptJ(converted, meta_.head_dim, unit);
+    }
+    const size_t offset = dest.row_offset * cols * dtypeSize(dt_);
+    ops_.copyToDevice(static_cast<char *>(dest.buffer->data()) + offset, converted.data(), converted.size());
+    dest.loaded = true;
+}
+
+// NeoX pairs element i with i + dh/2; GPT-J pairs 2i with 2i+1. Moving element i to 2i and i + dh/2 to 2i+1
+// (within every head) turns one into the other; q.k is unchanged because q and k are permuted alike.
+void Weights::permuteForGptJ(std::vector<char> &data, size_t dh, size_t unit) const {
+    const size_t group_bytes = dh * unit;
+    std::vector<char> group(group_bytes);
+    for (size_t base = 0; base + group_bytes <= data.size(); base += group_bytes) {
+        std::memcpy(group.data(), data.data() + base, group_bytes);
+        for (size_t i = 0; i < dh / 2; i++) {
+            std::memcpy(data.data() + base + (2 * i) * unit, group.data() + i * unit, unit);
+            std::memcpy(data.data() + base + (2 * i + 1) * unit, group.data() + (i + dh / 2) * unit, unit);
+        }
+    }
+}
+
+std::vector<std::string> Weights::missing() const {
+    std::vector<std::string> names;
+    for (const auto &[name, dest] : destinations_) {
+        if (!dest.loaded) {
+            names.push_back(name);
+        }
+    }
+    return names;
+}
+
+Tensor Weights::matrix(const DeviceBuffer &buffer, size_t rows, size_t cols) const {
+    return Tensor::contiguous(buffer.data(), dt_, {rows, cols});
+}
+
+Tensor Weights::vector(const DeviceBuffer &buffer, size_t n) const {
+    return Tensor::contiguous(buffer.data(), dt_, {n});
+}
+
+Tensor Weights::embed() const { return matrix(embed_, meta_.vocab_size, meta_.hidden_size); }
+Tensor Weights::lmHead() const {
+    return meta_.tie_word_embeddings ? embed() : matrix(lm_head_, meta_.vocab_size, meta_.hidden_size);
+}
+Tensor Weights::finalNorm() const { return vector(final_norm_, meta_.hidden_size); }
+Tensor Weights::attnNorm(size_t i) const { return vector(layers_[i].attn_norm, meta_.hidden_size); }
+Tensor Weights::qkv(size_t i) const {
+    return matrix(layers_[i].qkv, size_t(meta_.num_heads + 2 * meta_.num_kv_heads) * meta_.head_dim,
+                  meta_.hidden_size);
+}
+Tensor Weights::qNorm(size_t i) const { return vector(layers_[i].q_norm, meta_.head_dim); }
+Tensor Weights::kNorm(size_t i) const { return vector(layers_[i].k_norm, meta_.head_dim); }
+Tensor Weights::oProj(size_t i) const {
+    return matrix(layers_[i].o_proj, meta_.hidden_size, size_t(meta_.num_heads) * meta_.head_dim);
+}
+Tensor Weights::ffnNorm(size_t i) const { return vector(layers_[i].ffn_norm, meta_.hidden_size); }
+Tensor Weights::gateUp(size_t i) const {
+    return matrix(layers_[i].gate_up, 2 * size_t(meta_.intermediate_size), meta_.hidden_size);
+}
+Tensor Weights::down(size_t i) const { return matrix(layers_[i].down, meta_.hidden_size, meta_.intermediate_size); }
+
+} // namespace iq3

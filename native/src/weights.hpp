@@ -1,0 +1,63 @@
+// Qwen3 weights on the device, entered by their Hugging Face names. Q/K/V are stored fused as one
+// [q; k; v] matrix and gate/up as [gate; up], so each projection group is one GEMM.
+#pragma once
+
+#include "infini_qwen3.h"
+#include "ops.hpp"
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace iq3 {
+
+struct LayerWeights {
+    DeviceBuffer attn_norm, qkv, q_norm, k_norm, o_proj, ffn_norm, gate_up, down;
+};
+
+class Weights {
+public:
+    Weights(const iq3Meta &meta, infiniDtype_t dt, infiniopRoPEAlgo_t rope_algo, Ops &ops);
+
+    // Converts to the compute dtype (permuting q/k rows for GPT-J RoPE) and uploads; throws naming the tensor.
+    void load(const std::string &name, infiniDtype_t dtype, const std::vector<size_t> &shape, const void *data);
+    std::vector<std::string> missing() const;
+
+    // Views, all [rows, cols] row-major as in the checkpoint.
+    Tensor embed() const;
+    Tensor lmHead() const;
+    Tensor finalNorm() const;
+    Tensor attnNorm(size_t layer) const;
+    Tensor qkv(size_t layer) const;
+    Tensor qNorm(size_t layer) const;
+    Tensor kNorm(size_t layer) const;
+    Tensor oProj(size_t layer) const;
+    Tensor ffnNorm(size_t layer) const;
+    Tensor gateUp(size_t layer) const;
+    Tensor down(size_t layer) const;
+
+private:
+    // Where one named checkpoint tensor goes.
+    struct Destination {
+        std::vector<size_t> shape;
+        DeviceBuffer *buffer;
+        size_t row_offset;    // rows of the fused matrix that precede this tensor
+        bool rope_rows;       // rows (or elements) are head_dim groups to permute for GPT-J RoPE
+        bool loaded = false;
+    };
+    void expect(const std::string &name, std::vector<size_t> shape, DeviceBuffer &buffer, size_t total_rows,
+                size_t row_offset = 0, bool rope_rows = false);
+    Tensor matrix(const DeviceBuffer &buffer, size_t rows, size_t cols) const;
+    Tensor vector(const DeviceBuffer &buffer, size_t n) const;
+    void permuteForGptJ(std::vector<char> &data, size_t rows_per_head_group, size_t row_bytes) const;
+
+    iq3Meta meta_;
+    infiniDtype_t dt_;
+    infiniopRoPEAlgo_t rope_algo_;
+    Ops &ops_;
+    DeviceBuffer embed_, lm_head_, final_norm_;
+    std::vector<LayerWeights> layers_;
+    std::map<std::string, Destination> destinations_;
+};
+
+} // namespace iq3
