@@ -1,0 +1,93 @@
+"""Direct ctypes access to the built libinfiniop (through libinfini_qwen3.so, whose RPATH loads it), so tests
+can run single InfiniCore operators on torch CPU tensors and compare them with torch."""
+
+from __future__ import annotations
+
+import ctypes
+
+import torch
+
+from infini_qwen3 import _native
+
+TORCH_DTYPES = {torch.float16: 12, torch.float32: 13, torch.bfloat16: 19, torch.int32: 5, torch.int64: 6,
+                torch.uint32: 9}
+ROPE_GPT_J, ROPE_GPT_NEOX = 0, 1
+
+
+class InfiniopError(RuntimeError):
+    pass
+
+
+class Infiniop:
+    """One CPU handle and the operators the Qwen3 model depends on."""
+
+    def __init__(self):
+        self.lib = _native.load()
+        self.handle = ctypes.c_void_p()
+        self._check(self.lib.infiniopCreateHandle(ctypes.byref(self.handle)), "infiniopCreateHandle")
+
+    @staticmethod
+    def _check(status: int, what: str) -> None:
+        if status != 0:
+            raise InfiniopError(f"{what} returned status {status}")
+
+    def _desc(self, t: torch.Tensor) -> ctypes.c_void_p:
+        desc = ctypes.c_void_p()
+        shape = (ctypes.c_size_t * t.dim())(*t.shape)
+        strides = (ctypes.c_ssize_t * t.dim())(*t.stride())
+        self._check(self.lib.infiniopCreateTensorDescriptor(ctypes.byref(desc), ctypes.c_size_t(t.dim()), shape,
+                                                            strides, TORCH_DTYPES[t.dtype]),
+                    "infiniopCreateTensorDescriptor")
+        return desc
+
+    def _run(self, op: str, tensors: list[torch.Tensor], create_extra: tuple, run_args: tuple,
+             workspace: bool = True) -> None:
+        lib = self.lib
+        descs = [self._desc(t) for t in tensors]
+        op_desc = ctypes.c_void_p()
+        self._check(getattr(lib, f"infiniopCreate{op}Descriptor")(self.handle, ctypes.byref(op_desc), *descs,
+                                                                  *create_extra), f"create {op}")
+        ptrs = [ctypes.c_void_p(t.data_ptr()) for t in tensors]
+        try:
+            if workspace:
+                size = ctypes.c_size_t()
+                self._check(getattr(lib, f"infiniopGet{op}WorkspaceSize")(op_desc, ctypes.byref(size)),
+                            f"{op} workspace")
+                ws = torch.empty(max(size.value, 1), dtype=torch.uint8)
+                self._check(getattr(lib, f"infiniop{op}")(op_desc, ctypes.c_void_p(ws.data_ptr()),
+                                                           ctypes.c_size_t(size.value), *ptrs, *run_args, None),
+                            f"run {op}")
+            else:
+                self._check(getattr(lib, f"infiniop{op}")(op_desc, *ptrs, *run_args, None), f"run {op}")
+        finally:
+            getattr(lib, f"infiniopDestroy{op}Descriptor")(op_desc)
+            for d in descs:
+                lib.infiniopDestroyTensorDescriptor(d)
+
+    def gemm(self, c, a, b, alpha=1.0, beta=0.0):
+        # infiniopGemm(desc, ws, ws_size, c, a, b, alpha, beta, stream)
+        self._run("Gemm", [c, a, b], (), (ctypes.c_float(alpha), ctypes.c_float(beta)))
+
+    def rms_norm(self, y, x, w, eps):
+        self._run("RMSNorm", [y, x, w], (ctypes.c_float(eps),), ())
+
+    def rope(self, y, x, pos, sin, cos, algo):
+        self._run("RoPE", [y, x, pos, sin, cos], (ctypes.c_int(algo),), ())
+
+    def causal_softmax(self, y, x):
+        self._run("CausalSoftmax", [y, x], (), ())
+
+    def swiglu(self, c, a, b):
+        self._run("SwiGLU", [c, a, b], (), ())
+
+    def add(self, c, a, b):
+        self._run("Add", [c, a, b], (), ())
+
+    def rearrange(self, dst, src):
+        self._run("Rearrange", [dst, src], (), (), workspace=False)
+
+    def random_sample(self, probs, random_val, topp, topk, temperature) -> int:
+        result = torch.zeros((), dtype=torch.int64)
+        self._run("RandomSample", [result, probs], (),
+                  (ctypes.c_float(random_val), ctypes.c_float(topp), ctypes.c_int(topk), ctypes.c_float(temperature)))
+        return int(result.item())

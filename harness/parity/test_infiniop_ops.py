@@ -1,0 +1,170 @@
+"""The InfiniCore operators the Qwen3 model depends on, run through ctypes on the CPU build and compared with
+torch. A failure here means the InfiniCore build itself is broken, before any model runs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from .infiniop import ROPE_GPT_J, ROPE_GPT_NEOX, Infiniop
+from .sampling_reference import reference_sample
+
+DTYPES = [torch.float32, torch.bfloat16]
+# Tolerance on relative L2 error against a float64 torch reference computed from the same (rounded) inputs.
+TOL = {torch.float32: 1e-5, torch.bfloat16: 1e-2}
+
+
+@pytest.fixture(scope="module")
+def ops() -> Infiniop:
+    return Infiniop()
+
+
+def rel_err(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    a, e = actual.double(), expected.double()
+    return float((a - e).norm() / e.norm().clamp_min(1e-30))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_with_transposed_weight_and_residual(ops, dtype):
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(5, 64, generator=g).to(dtype)
+    weight = torch.randn(48, 64, generator=g).to(dtype)  # [out, in] as checkpoints store it
+    residual = torch.randn(5, 48, generator=g).to(dtype)
+    c = residual.clone()
+    ops.gemm(c, a, weight.t(), alpha=1.0, beta=1.0)
+    expected = a.double() @ weight.double().t() + residual.double()
+    assert rel_err(c, expected) < TOL[dtype]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_batched_strided_scaled(ops, dtype):
+    g = torch.Generator().manual_seed(1)
+    a = torch.randn(4, 6, 32, generator=g).to(dtype)
+    keys = torch.randn(10, 4, 32, generator=g).to(dtype)  # [total, heads, dh] as in the KV cache
+    b = keys.permute(1, 2, 0)  # [heads, dh, total], strided
+    c = torch.full((4, 6, 10), float("nan"), dtype=dtype)  # beta = 0 must ignore what C held
+    ops.gemm(c, a, b, alpha=0.125, beta=0.0)
+    expected = 0.125 * (a.double() @ b.double())
+    assert not torch.isnan(c).any()
+    assert rel_err(c, expected) < TOL[dtype]
+
+
+def hf_rms_norm(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
+    """transformers' Qwen3RMSNorm: fp32 statistics, cast back, times the weight."""
+    xf = x.float()
+    normed = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
+    return w * normed.to(x.dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rms_norm_2d(ops, dtype):
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(7, 96, generator=g).to(dtype)
+    w = (1 + 0.1 * torch.randn(96, generator=g)).to(dtype)
+    y = torch.empty_like(x)
+    ops.rms_norm(y, x, w, 1e-6)
+    assert rel_err(y, hf_rms_norm(x, w, 1e-6)) < TOL[dtype]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rms_norm_3d_strided_in_place(ops, dtype):
+    """The QK-norm case: heads of the fused QKV output normalised over head_dim, in place."""
+    g = torch.Generator().manual_seed(3)
+    qkv = torch.randn(5, (4 + 2 * 2) * 32, generator=g).to(dtype)
+    q = qkv[:, : 4 * 32].view(5, 4, 32)  # strided view: row stride is the fused width
+    w = (1 + 0.1 * torch.randn(32, generator=g)).to(dtype)
+    expected = hf_rms_norm(q.clone(), w, 1e-6)
+    untouched = qkv[:, 4 * 32:].clone()
+    ops.rms_norm(q, q, w, 1e-6)
+    assert rel_err(q, expected) < TOL[dtype]
+    assert torch.equal(qkv[:, 4 * 32:], untouched)
+
+
+def rope_tables(positions: int, dh: int, theta: float, dtype):
+    inv_freq = 1.0 / (theta ** (torch.arange(0, dh, 2, dtype=torch.int64).float() / dh))
+    angles = torch.arange(positions).float()[:, None] * inv_freq[None, :]
+    return angles.sin().to(dtype), angles.cos().to(dtype)
+
+
+def rope_neox(x, pos, sin, cos):
+    s, c = sin[pos].double()[:, None, :], cos[pos].double()[:, None, :]
+    half = x.shape[-1] // 2
+    x0, x1 = x.double()[..., :half], x.double()[..., half:]
+    return torch.cat([x0 * c - x1 * s, x0 * s + x1 * c], dim=-1)
+
+
+def rope_gptj(x, pos, sin, cos):
+    s, c = sin[pos].double()[:, None, :], cos[pos].double()[:, None, :]
+    x0, x1 = x.double()[..., 0::2], x.double()[..., 1::2]
+    out = torch.empty_like(x, dtype=torch.float64)
+    out[..., 0::2] = x0 * c - x1 * s
+    out[..., 1::2] = x0 * s + x1 * c
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("algo", [ROPE_GPT_NEOX, ROPE_GPT_J])
+def test_rope_strided_in_place(ops, dtype, algo):
+    g = torch.Generator().manual_seed(4)
+    qkv = torch.randn(6, 3 * 64, generator=g).to(dtype)
+    x = qkv[:, :128].view(6, 2, 64)
+    pos = torch.tensor([0, 1, 2, 7, 8, 30], dtype=torch.int32)
+    sin, cos = rope_tables(32, 64, 1e6, dtype)
+    reference = (rope_neox if algo == ROPE_GPT_NEOX else rope_gptj)(x.clone(), pos.long(), sin, cos)
+    ops.rope(x, x, pos, sin, cos, algo)
+    assert rel_err(x, reference) < TOL[dtype]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_causal_softmax_with_past(ops, dtype):
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(3, 4, 9, generator=g).to(dtype)  # 4 new rows over 9 positions (5 in the past)
+    y = torch.empty_like(x)
+    ops.causal_softmax(y, x)
+    mask = torch.ones(4, 9, dtype=torch.bool).tril(diagonal=9 - 4)
+    expected = x.double().masked_fill(~mask, float("-inf")).softmax(-1)
+    assert rel_err(y, expected) < TOL[dtype]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_swiglu_on_fused_gate_up(ops, dtype):
+    g = torch.Generator().manual_seed(6)
+    gate_up = torch.randn(5, 2 * 40, generator=g).to(dtype)
+    gate, up = gate_up[:, :40], gate_up[:, 40:]
+    out = torch.empty(5, 40, dtype=dtype)
+    ops.swiglu(out, up, gate)
+    expected = up.double() * torch.nn.functional.silu(gate.double())
+    assert rel_err(out, expected) < TOL[dtype]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rearrange_permuted(ops, dtype):
+    src = torch.randn(3, 4, 5).to(dtype)
+    dst = torch.empty(5, 3, 4, dtype=dtype)
+    ops.rearrange(dst, src.permute(2, 0, 1))
+    assert torch.equal(dst, src.permute(2, 0, 1).contiguous())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_random_sample_greedy(ops, dtype):
+    g = torch.Generator().manual_seed(7)
+    for _ in range(5):
+        logits = torch.randn(1000, generator=g).to(dtype)
+        expected = int(torch.argmax(logits.float()))
+        assert ops.random_sample(logits, 0.0, 1.0, 1000, 1.0) == expected  # random 0
+        assert ops.random_sample(logits, 0.5, 1.0, 1, 1.0) == expected  # top_k 1
+        assert ops.random_sample(logits, 0.5, 0.9, 50, 0.0) == expected  # temperature 0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("top_k,top_p,temperature", [(1000, 1.0, 1.0), (20, 1.0, 0.7), (1000, 0.8, 1.0),
+                                                     (20, 0.95, 0.6)])
+def test_random_sample_matches_reference(ops, dtype, top_k, top_p, temperature):
+    g = torch.Generator().manual_seed(8)
+    logits = (3 * torch.randn(1000, generator=g)).to(dtype)
+    for u in torch.rand(40, generator=g).tolist():
+        u = max(u, 1e-6)
+        chosen = ops.random_sample(logits, u, top_p, top_k, temperature)
+        expected = reference_sample(logits, u, top_p, top_k, temperature)
+        # InfiniCore sorts with std::sort (not stable): among equal logits (frequent in bf16) any may come first.
+        assert chosen == expected or logits[chosen] == logits[expected]

@@ -1,0 +1,202 @@
+"""A Qwen3 checkpoint loaded into the native model: one batched step at a time (infer samples, forward
+returns logits), plus the tokenizer and generation defaults of the checkpoint."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import _native
+from .config import Qwen3Config
+from .tokenizer import Tokenizer
+from .weights import checkpoint_bytes, iter_tensors
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"f32": _native.DTYPE_F32, "f16": _native.DTYPE_F16, "bf16": _native.DTYPE_BF16}
+ROPE_LAYOUTS = {"auto": _native.ROPE_AUTO, "gpt_j": _native.ROPE_GPT_J, "neox": _native.ROPE_GPT_NEOX}
+
+
+@dataclass
+class SamplingParams:
+    temperature: float = 1.0
+    top_k: int = 0  # 0: no limit
+    top_p: float = 1.0
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0 or self.top_k == 1
+
+
+@dataclass
+class StepRequest:
+    """One request's part of a step: its new tokens, how many it already has in its KV slot, the slot."""
+
+    tokens: list[int]
+    past: int
+    slot: int
+    sampling: SamplingParams | None = None
+    random: float = 0.0
+
+
+@dataclass(frozen=True)
+class GenerationDefaults:
+    eos_token_ids: tuple[int, ...]
+    sampling: SamplingParams
+
+    @classmethod
+    def from_dir(cls, model_dir: Path, config: Qwen3Config) -> "GenerationDefaults":
+        path = model_dir / "generation_config.json"
+        raw = json.loads(path.read_text()) if path.is_file() else {}
+        eos = raw.get("eos_token_id", list(config.eos_token_ids))
+        eos_ids = (eos,) if isinstance(eos, int) else tuple(eos or ())
+        do_sample = raw.get("do_sample", False)
+        sampling = SamplingParams(
+            temperature=float(raw.get("temperature", 1.0)) if do_sample else 0.0,
+            top_k=int(raw.get("top_k", 0) or 0),
+            top_p=float(raw.get("top_p", 1.0) or 1.0),
+        )
+        return cls(eos_ids, sampling)
+
+
+class Qwen3Model:
+    def __init__(self, model_dir: str | Path, *, device: str = "cpu", device_id: int = 0, ndev: int = 1,
+                 dtype: str = "bf16", kv_slots: int = 8, kv_slot_tokens: int | None = None,
+                 max_step_tokens: int = 2048, rope_layout: str = "auto", progress: bool = False):
+        self.model_dir = Path(model_dir)
+        self.config = Qwen3Config.from_file(self.model_dir)
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+        if device not in _native.DEVICES:
+            raise ValueError(f"device must be one of {sorted(_native.DEVICES)}, got {device!r}")
+        self.device, self.dtype = device, dtype
+        self.kv_slots = kv_slots
+        self.kv_slot_tokens = min(kv_slot_tokens or self.config.max_position_embeddings,
+                                  self.config.max_position_embeddings)
+        self.max_step_tokens = max_step_tokens
+        self.vocab_size = self.config.vocab_size
+        self._lib = _native.load()
+        self._handle = ctypes.c_void_p()
+        self._lock = threading.Lock()
+        meta = self._meta(dtype, rope_layout)
+        ids = (ctypes.c_int32 * ndev)(*range(device_id, device_id + ndev))
+        _native.check(self._lib.iq3CreateModel(ctypes.byref(meta), _native.DEVICES[device], ndev, ids,
+                                               ctypes.byref(self._handle)))
+        try:
+            self._load_weights(progress)
+        except BaseException:
+            self.close()
+            raise
+        self.tokenizer = Tokenizer.from_dir(self.model_dir)
+        self.defaults = GenerationDefaults.from_dir(self.model_dir, self.config)
+
+    def _meta(self, dtype: str, rope_layout: str) -> _native.Meta:
+        c = self.config
+        return _native.Meta(
+            num_layers=c.num_layers, hidden_size=c.hidden_size, intermediate_size=c.intermediate_size,
+            num_heads=c.num_heads, num_kv_heads=c.num_kv_heads, head_dim=c.head_dim, vocab_size=c.vocab_size,
+            max_position_embeddings=c.max_position_embeddings, rms_norm_eps=c.rms_norm_eps,
+            rope_theta=c.rope_theta, tie_word_embeddings=int(c.tie_word_embeddings), dtype=DTYPES[dtype],
+            rope_layout=ROPE_LAYOUTS[rope_layout], kv_slots=self.kv_slots, kv_slot_tokens=self.kv_slot_tokens,
+            max_step_tokens=self.max_step_tokens,
+        )
+
+    def _load_weights(self, progress: bool) -> None:
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=checkpoint_bytes(self.model_dir), unit="B", unit_scale=True, desc="loading weights")
+        try:
+            for ref in iter_tensors(self.model_dir, self.config.tie_word_embeddings):
+                shape = (ctypes.c_uint64 * len(ref.shape))(*ref.shape)
+                _native.check(self._lib.iq3LoadWeight(self._handle, ref.name.encode(), ref.dtype, len(ref.shape),
+                                                      shape, ctypes.c_void_p(ref.address)))
+                if bar is not None:
+                    bar.update(ref.nbytes)
+        finally:
+            if bar is not None:
+                bar.close()
+        _native.check(self._lib.iq3FinishLoading(self._handle))
+
+    # -- steps -----------------------------------------------------------------------------------------------
+    @staticmethod
+    def _batch(requests: list[StepRequest]) -> tuple[_native.Batch, list]:
+        tokens = [t for r in requests for t in r.tokens]
+        arrays = [
+            (ctypes.c_uint32 * len(tokens))(*tokens),
+            (ctypes.c_uint32 * len(requests))(*[len(r.tokens) for r in requests]),
+            (ctypes.c_uint32 * len(requests))(*[r.past for r in requests]),
+            (ctypes.c_uint32 * len(requests))(*[r.slot for r in requests]),
+        ]
+        batch = _native.Batch(arrays[0], len(tokens), arrays[1], arrays[2], arrays[3], len(requests))
+        return batch, arrays  # the arrays must outlive the call
+
+    def infer(self, requests: list[StepRequest]) -> list[int]:
+        """Runs one step and samples one token per request (InfiniCore random_sample on the device)."""
+        batch, keep = self._batch(requests)
+        n = len(requests)
+        params = [r.sampling or SamplingParams(temperature=0.0) for r in requests]
+        temperature = (ctypes.c_float * n)(*[p.temperature for p in params])
+        top_k = (ctypes.c_uint32 * n)(*[max(0, p.top_k) for p in params])
+        top_p = (ctypes.c_float * n)(*[p.top_p for p in params])
+        random = (ctypes.c_float * n)(*[0.0 if p.greedy else r.random for p, r in zip(params, requests)])
+        sampling = _native.Sampling(temperature, top_k, top_p, random)
+        out = (ctypes.c_uint32 * n)()
+        with self._lock:
+            _native.check(self._lib.iq3Infer(self._handle, ctypes.byref(batch), ctypes.byref(sampling), out))
+        del keep
+        return list(out)
+
+    def forward(self, requests: list[StepRequest], all_positions: bool = False) -> np.ndarray:
+        """Runs one step and returns float32 logits: [total tokens, vocab] or [requests, vocab] (last tokens)."""
+        batch, keep = self._batch(requests)
+        rows = batch.ntok if all_positions else len(requests)
+        logits = np.empty((rows, self.vocab_size), dtype=np.float32)
+        with self._lock:
+            _native.check(self._lib.iq3Forward(self._handle, ctypes.byref(batch), int(all_positions),
+                                               logits.ctypes.data_as(ctypes.POINTER(ctypes.c_float))))
+        del keep
+        return logits
+
+    # -- tracing ---------------------------------------------------------------------------------------------
+    def set_trace(self, enabled: bool) -> None:
+        _native.check(self._lib.iq3SetTrace(self._handle, int(enabled)))
+
+    def trace(self) -> dict[str, np.ndarray]:
+        """The intermediates recorded by the last step, by name (float32 host copies)."""
+        count = ctypes.c_uint32()
+        _native.check(self._lib.iq3TraceCount(self._handle, ctypes.byref(count)))
+        result = {}
+        for i in range(count.value):
+            name = ctypes.c_char_p()
+            ndim = ctypes.c_uint32()
+            shape = (ctypes.c_uint64 * 4)()
+            _native.check(self._lib.iq3TraceInfo(self._handle, i, ctypes.byref(name), ctypes.byref(ndim), shape))
+            array = np.empty(tuple(shape[: ndim.value]), dtype=np.float32)
+            _native.check(self._lib.iq3TraceCopy(self._handle, i, array.ctypes.data_as(ctypes.POINTER(ctypes.c_float))))
+            result[name.value.decode()] = array
+        return result
+
+    def close(self) -> None:
+        if getattr(self, "_handle", None):
+            self._lib.iq3DestroyModel(self._handle)
+            self._handle = ctypes.c_void_p()
+
+    def __enter__(self) -> "Qwen3Model":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass

@@ -1,0 +1,93 @@
+"""The checkpoint's tokenizer (tokenizer.json through `tokenizers`) and its chat template (Jinja, rendered
+the way transformers renders it: trim_blocks, lstrip_blocks, a sandbox, `tojson` without ASCII escaping)."""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from tokenizers import Tokenizer as FastTokenizer
+
+DEFAULT_TEMPLATE = Path(__file__).parent / "resources" / "qwen3_chat_template.jinja"
+
+
+class TokenizerError(ValueError):
+    pass
+
+
+class TemplateError(ValueError):
+    """The chat template refused the messages (raise_exception) or failed to render."""
+
+
+def _raise_exception(message: str):
+    raise TemplateError(message)
+
+
+def _tojson(value, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
+    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+
+class Tokenizer:
+    def __init__(self, fast: FastTokenizer, chat_template: str, config: dict):
+        self.fast = fast
+        self.chat_template = chat_template
+        self.config = config
+        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
+        env.filters["tojson"] = _tojson
+        env.globals["raise_exception"] = _raise_exception
+        try:
+            self._template = env.from_string(chat_template)
+        except jinja2.TemplateSyntaxError as exc:
+            raise TokenizerError(f"the chat template does not parse: {exc}") from exc
+
+    @classmethod
+    def from_dir(cls, model_dir: str | Path) -> "Tokenizer":
+        model_dir = Path(model_dir)
+        path = model_dir / "tokenizer.json"
+        if not path.is_file():
+            raise TokenizerError(f"{path} not found: a Qwen3 checkpoint ships tokenizer.json")
+        fast = FastTokenizer.from_file(str(path))
+        config_path = model_dir / "tokenizer_config.json"
+        config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+        template = config.get("chat_template")
+        if isinstance(template, list):  # named templates: take the default one
+            template = next((t["template"] for t in template if t.get("name") == "default"), None)
+        if template is None and (model_dir / "chat_template.jinja").is_file():
+            template = (model_dir / "chat_template.jinja").read_text()
+        if template is None:
+            template = DEFAULT_TEMPLATE.read_text()
+        return cls(fast, template, config)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.fast.get_vocab_size(with_added_tokens=True)
+
+    def token_id(self, token: str) -> int | None:
+        return self.fast.token_to_id(token)
+
+    @cached_property
+    def special_ids(self) -> frozenset[int]:
+        return frozenset(t_id for t_id, tok in self.fast.get_added_tokens_decoder().items() if tok.special)
+
+    def encode(self, text: str) -> list[int]:
+        """Plain text to ids; special-token text in it becomes the special token, no BOS is added (Qwen)."""
+        return self.fast.encode(text, add_special_tokens=False).ids
+
+    def decode(self, ids: list[int], skip_special_tokens: bool = False) -> str:
+        return self.fast.decode(list(ids), skip_special_tokens=skip_special_tokens)
+
+    def render_chat(self, messages: list[dict], add_generation_prompt: bool = True, tools: list | None = None,
+                    **template_kwargs) -> str:
+        try:
+            return self._template.render(messages=messages, add_generation_prompt=add_generation_prompt,
+                                         tools=tools, **template_kwargs)
+        except TemplateError:
+            raise
+        except (jinja2.TemplateError, TypeError, AttributeError, KeyError, IndexError) as exc:
+            raise TemplateError(f"the chat template failed on these messages: {exc}") from exc
+
+    def encode_chat(self, messages: list[dict], **kwargs) -> list[int]:
+        return self.encode(self.render_chat(messages, **kwargs))
