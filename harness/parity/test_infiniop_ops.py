@@ -9,9 +9,9 @@ import torch
 from .infiniop import ROPE_GPT_J, ROPE_GPT_NEOX, Infiniop
 from .sampling_reference import reference_sample
 
-DTYPES = [torch.float32, torch.bfloat16]
+DTYPES = [torch.float32, torch.bfloat16, torch.float16]
 # Tolerance on relative L2 error against a float64 torch reference computed from the same (rounded) inputs.
-TOL = {torch.float32: 1e-5, torch.bfloat16: 1e-2}
+TOL = {torch.float32: 1e-5, torch.bfloat16: 1e-2, torch.float16: 2e-3}
 
 
 @pytest.fixture(scope="module")
@@ -168,3 +168,14 @@ def test_random_sample_matches_reference(ops, dtype, top_k, top_p, temperature):
         expected = reference_sample(logits, u, top_p, top_k, temperature)
         # InfiniCore sorts with std::sort (not stable): among equal logits (frequent in bf16) any may come first.
         assert chosen == expected or logits[chosen] == logits[expected]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_results_round_to_nearest_even(ops, dtype):
+    """Each half-precision result is the correctly rounded float32 one, as torch computes it (patch 0005)."""
+    g = torch.Generator().manual_seed(9)
+    a = torch.randn(4096, generator=g).to(dtype)
+    b = (torch.randn(4096, generator=g) * 1e-3).to(dtype)
+    c = torch.empty_like(a)
+    ops.add(c, a, b)
+    assert torch.equal(c, (a.float() + b.float()).to(dtype))
