@@ -1,0 +1,119 @@
+"""Bad checkpoints and bad steps are errors with a readable message, never a crash."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from infini_qwen3._native import NativeError
+from infini_qwen3.config import ConfigError
+from infini_qwen3.model import Qwen3Model, SamplingParams, StepRequest
+
+
+@pytest.fixture(scope="module")
+def good(make_checkpoint):
+    return make_checkpoint(num_hidden_layers=1, vocab_size=512, seed=41)
+
+
+def edited_copy(good, tmp_path, edit):
+    target = tmp_path / "edited"
+    shutil.copytree(good, target)
+    tensors = load_file(target / "model.safetensors")
+    edit(tensors)
+    save_file(tensors, target / "model.safetensors")
+    return target
+
+
+def test_missing_tensor_is_named(good, tmp_path):
+    path = edited_copy(good, tmp_path, lambda t: t.pop("model.layers.0.self_attn.k_norm.weight"))
+    with pytest.raises(NativeError, match=r"WEIGHT: missing tensors: model\.layers\.0\.self_attn\.k_norm\.weight"):
+        Qwen3Model(path, dtype="f32", kv_slots=1, kv_slot_tokens=16)
+
+
+def test_wrong_shape_is_named(good, tmp_path):
+    path = edited_copy(good, tmp_path, lambda t: t.update(
+        {"model.layers.0.self_attn.q_norm.weight": torch.ones(7)}))
+    with pytest.raises(NativeError, match=r"q_norm\.weight' has shape \[7\], expected \[32\]"):
+        Qwen3Model(path, dtype="f32", kv_slots=1, kv_slot_tokens=16)
+
+
+def test_unexpected_tensor_is_named(good, tmp_path):
+    path = edited_copy(good, tmp_path, lambda t: t.update({"model.layers.5.mlp.up_proj.weight": torch.ones(2, 2)}))
+    with pytest.raises(NativeError, match=r"unexpected tensor 'model\.layers\.5\.mlp\.up_proj\.weight'"):
+        Qwen3Model(path, dtype="f32", kv_slots=1, kv_slot_tokens=16)
+
+
+def test_wrong_dtype_is_named(good, tmp_path):
+    path = edited_copy(good, tmp_path, lambda t: t.update(
+        {"model.norm.weight": torch.ones(64, dtype=torch.float64)}))
+    with pytest.raises(ValueError, match=r"model\.norm\.weight.*unsupported dtype 'F64'"):
+        Qwen3Model(path, dtype="f32", kv_slots=1, kv_slot_tokens=16)
+
+
+def test_untied_checkpoint_without_lm_head_fails(good, tmp_path):
+    target = tmp_path / "untied"
+    shutil.copytree(good, target)
+    raw = json.loads((target / "config.json").read_text())
+    raw["tie_word_embeddings"] = False
+    (target / "config.json").write_text(json.dumps(raw))
+    with pytest.raises(NativeError, match="missing tensors: lm_head.weight"):
+        Qwen3Model(target, dtype="f32", kv_slots=1, kv_slot_tokens=16)
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"use_sliding_window": True}, "use_sliding_window"),
+    ({"rope_scaling": {"rope_type": "yarn", "factor": 4.0}}, "yarn"),
+    ({"num_key_value_heads": 3}, "multiple of num_key_value_heads"),
+    ({"model_type": "llama"}, "not a Qwen3"),
+])
+def test_unsupported_config_is_refused(good, tmp_path, change, message):
+    target = tmp_path / "config"
+    shutil.copytree(good, target)
+    raw = json.loads((target / "config.json").read_text())
+    raw.update(change)
+    (target / "config.json").write_text(json.dumps(raw))
+    with pytest.raises(ConfigError, match=message):
+        Qwen3Model(target, dtype="f32", kv_slots=1, kv_slot_tokens=16)
+
+
+@pytest.fixture(scope="module")
+def model(good):
+    with Qwen3Model(good, dtype="f32", kv_slots=2, kv_slot_tokens=16, max_step_tokens=12) as m:
+        yield m
+
+
+def test_kv_slot_overflow_is_a_capacity_error(model):
+    with pytest.raises(NativeError, match="CAPACITY: .*KV slot holds 16 tokens"):
+        model.forward([StepRequest([1, 2, 3], 14, 0)])
+    model.forward([StepRequest([1, 2, 3], 0, 0)])  # still usable afterwards
+
+
+@pytest.mark.parametrize("requests,message", [
+    ([StepRequest([600], 0, 0)], "token id 600 is outside the vocabulary of 512"),
+    ([StepRequest([1], 0, 5)], "request 0 uses KV slot 5 of 2"),
+    ([StepRequest([1], 0, 0), StepRequest([2], 0, 0)], "KV slot 0 appears twice"),
+    ([StepRequest(list(range(13)), 0, 0)], "13 tokens exceed max_step_tokens 12"),
+    ([StepRequest([], 0, 0), StepRequest([1], 0, 1)], "request 0 has no tokens"),
+])
+def test_bad_step_is_invalid_argument(model, requests, message):
+    with pytest.raises(NativeError, match="INVALID_ARGUMENT: invalid batch: " + message):
+        model.forward(requests)
+
+
+@pytest.mark.parametrize("params,message", [
+    (SamplingParams(-1.0, 0, 1.0), "temperature"),
+    (SamplingParams(1.0, 0, 0.0), "top_p"),
+    (SamplingParams(1.0, 0, 1.5), "top_p"),
+])
+def test_bad_sampling_is_invalid_argument(model, params, message):
+    with pytest.raises(NativeError, match=message):
+        model.infer([StepRequest([1, 2], 0, 0, params, 0.5)])
+
+
+def test_tensor_parallel_is_reported_not_implemented(good):
+    with pytest.raises(NativeError, match="NOT_IMPLEMENTED: ndev > 1"):
+        Qwen3Model(good, dtype="f32", kv_slots=1, kv_slot_tokens=16, ndev=2)
