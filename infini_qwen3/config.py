@@ -32,34 +32,43 @@ class Qwen3Config:
 
     @classmethod
     def from_dict(cls, raw: dict) -> "Qwen3Config":
+        """Parses and validates; anything malformed is a ConfigError naming the problem."""
+        if not isinstance(raw, dict):
+            raise ConfigError("config.json must hold a JSON object")
+        try:
+            return cls._parse(raw)
+        except ConfigError:
+            raise
+        except KeyError as exc:
+            raise ConfigError(f"config.json lacks {exc.args[0]!r}") from exc
+        except (TypeError, ValueError, AttributeError, OverflowError, ZeroDivisionError) as exc:
+            raise ConfigError(f"config.json has an invalid value: {exc}") from exc
+
+    @classmethod
+    def _parse(cls, raw: dict) -> "Qwen3Config":
         architectures = raw.get("architectures") or ["Qwen3ForCausalLM"]
         if raw.get("model_type", "qwen3") != "qwen3" or not set(architectures) & SUPPORTED_ARCHITECTURES:
             raise ConfigError(f"not a Qwen3 dense checkpoint: model_type={raw.get('model_type')!r}, "
                               f"architectures={architectures}")
-        try:
-            heads = int(raw["num_attention_heads"])
-            hidden = int(raw["hidden_size"])
-            config = cls(
-                num_layers=int(raw["num_hidden_layers"]),
-                hidden_size=hidden,
-                intermediate_size=int(raw["intermediate_size"]),
-                num_heads=heads,
-                num_kv_heads=int(raw.get("num_key_value_heads") or heads),
-                # Qwen3 states head_dim explicitly; it differs from hidden/heads for 0.6B and 4B.
-                head_dim=int(raw.get("head_dim") or hidden // heads),
-                vocab_size=int(raw["vocab_size"]),
-                max_position_embeddings=int(raw.get("max_position_embeddings", 40960)),
-                rms_norm_eps=float(raw.get("rms_norm_eps", 1e-6)),
-                rope_theta=_rope_theta(raw),
-                tie_word_embeddings=bool(raw.get("tie_word_embeddings", False)),
-                torch_dtype=str(raw.get("torch_dtype") or raw.get("dtype") or "bfloat16"),
-                bos_token_id=raw.get("bos_token_id"),
-                eos_token_ids=_token_ids(raw.get("eos_token_id")),
-            )
-        except KeyError as exc:
-            raise ConfigError(f"config.json lacks {exc.args[0]!r}") from exc
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"config.json has an invalid value: {exc}") from exc
+        heads = int(raw["num_attention_heads"])
+        hidden = int(raw["hidden_size"])
+        config = cls(
+            num_layers=int(raw["num_hidden_layers"]),
+            hidden_size=hidden,
+            intermediate_size=int(raw["intermediate_size"]),
+            num_heads=heads,
+            num_kv_heads=int(raw.get("num_key_value_heads") or heads),
+            # Qwen3 states head_dim explicitly; it differs from hidden/heads for 0.6B and 4B.
+            head_dim=int(raw.get("head_dim") or hidden // heads),
+            vocab_size=int(raw["vocab_size"]),
+            max_position_embeddings=int(raw.get("max_position_embeddings", 40960)),
+            rms_norm_eps=float(raw.get("rms_norm_eps", 1e-6)),
+            rope_theta=_rope_theta(raw),
+            tie_word_embeddings=bool(raw.get("tie_word_embeddings", False)),
+            torch_dtype=str(raw.get("torch_dtype") or raw.get("dtype") or "bfloat16"),
+            bos_token_id=raw.get("bos_token_id"),
+            eos_token_ids=_token_ids(raw.get("eos_token_id")),
+        )
         _check_supported(raw, config)
         return config
 
@@ -115,10 +124,11 @@ def _check_supported(raw: dict, config: Qwen3Config) -> None:
     hidden_act = raw.get("hidden_act", "silu")
     if hidden_act != "silu":
         raise ConfigError(f"hidden_act {hidden_act!r} is not supported (Qwen3 uses silu)")
+    for name in ("num_layers", "hidden_size", "intermediate_size", "num_heads", "num_kv_heads", "head_dim",
+                 "vocab_size", "max_position_embeddings", "rms_norm_eps", "rope_theta"):
+        if not getattr(config, name) > 0:
+            raise ConfigError(f"{name} must be positive, got {getattr(config, name)}")
     if config.num_heads % config.num_kv_heads:
         raise ConfigError("num_attention_heads must be a multiple of num_key_value_heads")
     if config.head_dim % 2:
         raise ConfigError("head_dim must be even for RoPE")
-    for name in ("num_layers", "hidden_size", "intermediate_size", "num_heads", "vocab_size"):
-        if getattr(config, name) <= 0:
-            raise ConfigError(f"{name} must be positive")

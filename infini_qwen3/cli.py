@@ -1,0 +1,82 @@
+"""Command line: `infini-qwen3 generate` (and, as it lands, `infini-qwen3 serve`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .model import DTYPES, Qwen3Model, SamplingParams
+
+
+def add_generate_parser(subparsers) -> None:
+    p = subparsers.add_parser("generate", help="generate text from a prompt and stream it to stdout")
+    p.add_argument("--model", required=True, help="checkpoint directory (config.json, safetensors, tokenizer)")
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--chat", action="store_true", help="wrap the prompt as a user message of the chat template")
+    p.add_argument("--no-think", action="store_true", help="with --chat: enable_thinking=False")
+    p.add_argument("--max-tokens", type=int, default=128)
+    p.add_argument("--temperature", type=float, help="0 is greedy (default: generation_config.json)")
+    p.add_argument("--top-k", type=int, help="0 is no limit (default: generation_config.json)")
+    p.add_argument("--top-p", type=float, help="(default: generation_config.json)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", default="cpu", choices=["cpu", "nvidia"])
+    p.add_argument("--device-id", type=int, default=0)
+    p.add_argument("--dtype", default="bf16", choices=sorted(DTYPES))
+    p.set_defaults(run=run_generate)
+
+
+def run_generate(args) -> int:
+    from .detokenizer import IncrementalDetokenizer
+    from .generation import generate
+
+    with Qwen3Model(args.model, device=args.device, device_id=args.device_id, dtype=args.dtype, kv_slots=1,
+                    kv_slot_tokens=None, progress=sys.stderr.isatty()) as model:
+        tokenizer = model.tokenizer
+        if args.chat:
+            prompt_ids = tokenizer.encode_chat([{"role": "user", "content": args.prompt}],
+                                               enable_thinking=not args.no_think)
+        else:
+            prompt_ids = tokenizer.encode(args.prompt)
+        if not prompt_ids:
+            print("error: the prompt encodes to no tokens", file=sys.stderr)
+            return 2
+        defaults = model.defaults.sampling
+        sampling = SamplingParams(
+            temperature=defaults.temperature if args.temperature is None else args.temperature,
+            top_k=defaults.top_k if args.top_k is None else args.top_k,
+            top_p=defaults.top_p if args.top_p is None else args.top_p,
+        )
+        room = model.kv_slot_tokens - len(prompt_ids)
+        if room <= 0:
+            print(f"error: the prompt has {len(prompt_ids)} tokens; the context holds {model.kv_slot_tokens}",
+                  file=sys.stderr)
+            return 2
+        detokenizer = IncrementalDetokenizer(tokenizer)
+        for _, token in generate(model, [prompt_ids], max_new_tokens=min(args.max_tokens, room), sampling=sampling,
+                                 seed=args.seed):
+            sys.stdout.write(detokenizer.push(token))
+            sys.stdout.flush()
+        sys.stdout.write(detokenizer.flush() + "\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="infini-qwen3", description="Qwen3 inference on InfiniCore")
+    parser.add_argument("--log-level", default="WARNING")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    add_generate_parser(subparsers)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from ._native import NativeError, NativeLibraryMissing
+    from .config import ConfigError
+
+    try:
+        return args.run(args)
+    except (NativeLibraryMissing, NativeError, ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
