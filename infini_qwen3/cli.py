@@ -1,4 +1,4 @@
-"""Command line: `infini-qwen3 generate` (and, as it lands, `infini-qwen3 serve`)."""
+"""Command line: `infini-qwen3 generate` and `infini-qwen3 make-demo` (`serve` arrives with the service)."""
 
 from __future__ import annotations
 
@@ -61,11 +61,32 @@ def run_generate(args) -> int:
     return 0
 
 
+def add_make_demo_parser(subparsers) -> None:
+    p = subparsers.add_parser("make-demo", help="write a tiny random Qwen3 checkpoint with the real Qwen3 tokenizer")
+    p.add_argument("directory")
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=run_make_demo)
+
+
+def run_make_demo(args) -> int:
+    from pathlib import Path
+
+    from .demo_checkpoint import build_qwen3_tokenizer, build_random_checkpoint
+
+    target = Path(args.directory)
+    build_qwen3_tokenizer(target / ".tokenizer")
+    build_random_checkpoint(target, target / ".tokenizer", seed=args.seed, num_hidden_layers=args.layers)
+    print(f"demo checkpoint (random weights, real Qwen3 tokenizer) written to {target}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="infini-qwen3", description="Qwen3 inference on InfiniCore")
     parser.add_argument("--log-level", default="WARNING")
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_generate_parser(subparsers)
+    add_make_demo_parser(subparsers)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from ._native import NativeError, NativeLibraryMissing
