@@ -1,0 +1,196 @@
+"""Continuous batching over a Qwen3Model: a scheduler thread runs one batched native step at a time over all
+running requests, admitting waiting ones between steps while KV slots and the step token budget allow.
+
+Each step first gives every decoding request its one token, then spends what is left of the token budget on
+prompt chunks (oldest request first), so a long prompt delays running streams by at most one chunk.
+Results are delivered through a callback per request (the server wraps it into an asyncio queue)."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .model import Qwen3Model, SamplingParams, StepRequest
+
+log = logging.getLogger(__name__)
+
+FINISH_STOP, FINISH_LENGTH = "stop", "length"
+
+
+class QueueFull(RuntimeError):
+    """Too many requests are waiting; the server answers 429."""
+
+
+class ContextTooLong(ValueError):
+    """The prompt (plus at least one new token) does not fit a KV slot."""
+
+
+@dataclass
+class Event:
+    kind: str  # "token", "finish" or "error"
+    token: int | None = None
+    finish_reason: str | None = None
+    message: str | None = None
+
+
+@dataclass
+class Request:
+    prompt: list[int]
+    max_tokens: int
+    sampling: SamplingParams
+    on_event: Callable[[Event], None]
+    stop_token_ids: frozenset[int] = frozenset()
+    seed: int | None = None
+    id: str = ""
+
+
+@dataclass
+class _Running:
+    request: Request
+    slot: int
+    rng: random.Random
+    pending: list[int]
+    past: int = 0
+    generated: int = 0
+    cancelled: bool = False
+    admitted_at: float = field(default_factory=time.monotonic)
+
+
+class Engine:
+    def __init__(self, model: Qwen3Model, *, max_batch: int | None = None, max_queue: int = 256):
+        self.model = model
+        self.max_batch = min(max_batch or model.kv_slots, model.kv_slots)
+        self.max_queue = max_queue
+        self._waiting: deque[Request] = deque()
+        self._running: list[_Running] = []
+        self._free_slots = list(range(self.max_batch))
+        self._cancelled: set[str] = set()
+        self._cond = threading.Condition()
+        self._stop = False
+        self._thread = threading.Thread(target=self._loop, name="infini-qwen3-engine", daemon=True)
+
+    # -- called from any thread --------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def shutdown(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        self._thread.join(timeout=30)
+
+    def submit(self, request: Request) -> None:
+        if len(request.prompt) == 0:
+            raise ValueError("the prompt is empty")
+        if len(request.prompt) + 1 > self.model.kv_slot_tokens:
+            raise ContextTooLong(f"the prompt has {len(request.prompt)} tokens; the context window holds "
+                                 f"{self.model.kv_slot_tokens} (including at least one generated token)")
+        with self._cond:
+            if len(self._waiting) >= self.max_queue:
+                raise QueueFull(f"{len(self._waiting)} requests are already waiting")
+            self._waiting.append(request)
+            self._cond.notify_all()
+
+    def cancel(self, request_id: str) -> None:
+        """Stops a request (client gone): it frees its KV slot before the next step."""
+        with self._cond:
+            self._cancelled.add(request_id)
+            self._waiting = deque(r for r in self._waiting if r.id != request_id)
+            self._cond.notify_all()
+
+    @property
+    def stats(self) -> dict:
+        with self._cond:
+            return {"running": len(self._running), "waiting": len(self._waiting),
+                    "free_slots": len(self._free_slots)}
+
+    # -- scheduler thread -------------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                self._drop_cancelled()
+                self._admit()
+                while not self._running and not self._stop:
+                    self._cond.wait()
+                    self._drop_cancelled()
+                    self._admit()
+                if self._stop:
+                    return
+            self._step()
+
+    def _drop_cancelled(self) -> None:
+        for seq in self._running:
+            if seq.request.id in self._cancelled:
+                seq.cancelled = True
+        self._release([s for s in self._running if s.cancelled])
+        self._cancelled = {i for i in self._cancelled if any(r.id == i for r in self._waiting)}
+
+    def _admit(self) -> None:
+        while self._waiting and self._free_slots:
+            request = self._waiting.popleft()
+            slot = self._free_slots.pop(0)
+            rng = random.Random(f"{request.seed}:0") if request.seed is not None else random.Random()
+            self._running.append(_Running(request, slot, rng, list(request.prompt)))
+
+    def _release(self, finished: list[_Running]) -> None:
+        for seq in finished:
+            if seq in self._running:
+                self._running.remove(seq)
+                self._free_slots.append(seq.slot)
+        self._free_slots.sort()
+
+    def _plan(self) -> list[tuple[_Running, int]]:
+        """Decode tokens first (one per generating request), then prompt chunks within the token budget."""
+        budget = self.model.max_step_tokens
+        plan: list[tuple[_Running, int]] = []
+        decoding = [s for s in self._running if s.generated > 0]
+        prefilling = [s for s in self._running if s not in decoding]
+        for seq in decoding + prefilling:
+            if budget == 0:
+                break
+            take = min(len(seq.pending), budget)
+            plan.append((seq, take))
+            budget -= take
+        return plan
+
+    def _step(self) -> None:
+        with self._cond:
+            plan = self._plan()
+        requests = [StepRequest(seq.pending[:take], seq.past, seq.slot, seq.request.sampling, seq.rng.random())
+                    for seq, take in plan]
+        try:
+            tokens = self.model.infer(requests)
+        except Exception as exc:  # the step's requests fail; the engine keeps serving the others
+            log.exception("engine step failed")
+            with self._cond:
+                for seq, _ in plan:
+                    seq.request.on_event(Event("error", message=f"inference failed: {exc}"))
+                self._release([seq for seq, _ in plan])
+            return
+        finished = []
+        with self._cond:
+            for (seq, take), token in zip(plan, tokens):
+                if seq.cancelled:
+                    continue
+                seq.past += take
+                del seq.pending[:take]
+                if seq.pending:
+                    continue  # mid-prompt chunk: no token yet
+                seq.generated += 1
+                seq.request.on_event(Event("token", token=token))
+                reason = None
+                if token in seq.request.stop_token_ids:
+                    reason = FINISH_STOP
+                elif seq.generated >= seq.request.max_tokens or seq.past + 1 >= self.model.kv_slot_tokens:
+                    reason = FINISH_LENGTH
+                if reason:
+                    seq.request.on_event(Event("finish", finish_reason=reason))
+                    finished.append(seq)
+                else:
+                    seq.pending = [token]
+            self._release(finished)

@@ -1,0 +1,142 @@
+"""The continuous-batching engine on a tiny checkpoint: same tokens as running alone, queueing, cancellation,
+limits, and no starvation of running streams by a long prompt."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from harness.fixtures.checkpoints import checkpoint
+from infini_qwen3.engine import ContextTooLong, Engine, Event, QueueFull, Request
+from infini_qwen3.generation import generate
+from infini_qwen3.model import Qwen3Model, SamplingParams
+
+GREEDY = SamplingParams(temperature=0.0)
+
+
+@pytest.fixture(scope="module")
+def checkpoint_dir(tmp_path_factory):
+    return checkpoint(tmp_path_factory.mktemp("engine"), num_hidden_layers=1, vocab_size=512, seed=61)
+
+
+class Collector:
+    def __init__(self):
+        self.tokens: list[int] = []
+        self.events: list[Event] = []
+        self.done = threading.Event()
+        self.times: list[float] = []
+
+    def __call__(self, event: Event) -> None:
+        self.events.append(event)
+        if event.kind == "token":
+            self.tokens.append(event.token)
+            self.times.append(time.monotonic())
+        else:
+            self.done.set()
+
+    @property
+    def finish(self) -> str | None:
+        return next((e.finish_reason or e.kind for e in self.events if e.kind != "token"), None)
+
+
+def alone(path, prompt, max_tokens):
+    with Qwen3Model(path, dtype="f32", kv_slots=1, kv_slot_tokens=64) as model:
+        return [t for _, t in generate(model, [prompt], max_new_tokens=max_tokens, eos_token_ids=())]
+
+
+def prompts(n):
+    return [[(7 * i + j) % 500 + 1 for j in range(3 + 2 * i)] for i in range(n)]
+
+
+def run_engine(path, requests, kv_slots=2, max_step_tokens=64, max_queue=16):
+    model = Qwen3Model(path, dtype="f32", kv_slots=kv_slots, kv_slot_tokens=64, max_step_tokens=max_step_tokens)
+    engine = Engine(model, max_queue=max_queue)
+    engine.start()
+    return model, engine
+
+
+def test_more_requests_than_slots_all_finish_with_the_tokens_they_get_alone(checkpoint_dir):
+    model, engine = run_engine(checkpoint_dir, None, kv_slots=2)
+    try:
+        collectors = []
+        for i, prompt in enumerate(prompts(5)):
+            c = Collector()
+            engine.submit(Request(prompt, 8, GREEDY, c, id=f"r{i}"))
+            collectors.append(c)
+        for c in collectors:
+            assert c.done.wait(60)
+        assert engine.stats == {"running": 0, "waiting": 0, "free_slots": 2}
+    finally:
+        engine.shutdown()
+        model.close()
+    for prompt, c in zip(prompts(5), collectors):
+        assert c.finish == "length"
+        assert c.tokens == alone(checkpoint_dir, prompt, 8)
+
+
+def test_stop_token_finishes_with_stop(checkpoint_dir):
+    expected = alone(checkpoint_dir, prompts(1)[0], 6)
+    model, engine = run_engine(checkpoint_dir, None)
+    try:
+        c = Collector()
+        engine.submit(Request(prompts(1)[0], 6, GREEDY, c, stop_token_ids=frozenset({expected[2]}), id="s"))
+        assert c.done.wait(60)
+    finally:
+        engine.shutdown()
+        model.close()
+    assert c.tokens == expected[: expected.index(expected[2]) + 1] and c.finish == "stop"
+
+
+def test_cancel_frees_the_slot(checkpoint_dir):
+    model, engine = run_engine(checkpoint_dir, None, kv_slots=1)
+    try:
+        c = Collector()
+        engine.submit(Request(prompts(1)[0], 60, GREEDY, c, id="long"))
+        while not c.tokens:
+            time.sleep(0.01)
+        engine.cancel("long")
+        deadline = time.monotonic() + 10
+        while engine.stats["free_slots"] != 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert engine.stats["free_slots"] == 1
+        after = Collector()
+        engine.submit(Request(prompts(2)[1], 4, GREEDY, after, id="next"))
+        assert after.done.wait(60) and len(after.tokens) == 4
+    finally:
+        engine.shutdown()
+        model.close()
+
+
+def test_queue_limit_and_context_limit(checkpoint_dir):
+    model = Qwen3Model(checkpoint_dir, dtype="f32", kv_slots=1, kv_slot_tokens=64)
+    engine = Engine(model, max_queue=2)  # not started: nothing leaves the queue
+    try:
+        engine.submit(Request([1], 4, GREEDY, Collector(), id="a"))
+        engine.submit(Request([1], 4, GREEDY, Collector(), id="b"))
+        with pytest.raises(QueueFull):
+            engine.submit(Request([1], 4, GREEDY, Collector(), id="c"))
+        with pytest.raises(ContextTooLong):
+            engine.submit(Request(list(range(1, 65)), 4, GREEDY, Collector(), id="d"))
+    finally:
+        model.close()
+
+
+def test_long_prompt_does_not_stall_a_running_stream(checkpoint_dir):
+    """With a 4-token step budget, a 40-token prompt prefills over 10 steps; the running stream still gets a
+    token in every one of them."""
+    model, engine = run_engine(checkpoint_dir, None, kv_slots=2, max_step_tokens=4)
+    try:
+        running, late = Collector(), Collector()
+        engine.submit(Request([3, 4], 40, GREEDY, running, id="running"))
+        while len(running.tokens) < 2:
+            time.sleep(0.005)
+        engine.submit(Request(list(range(10, 50)), 2, GREEDY, late, id="late"))
+        assert late.done.wait(60) and running.done.wait(60)
+    finally:
+        engine.shutdown()
+        model.close()
+    first_late = late.times[0]
+    tokens_before = sum(1 for t in running.times if t < first_late)
+    assert tokens_before >= 2 + 9
