@@ -171,10 +171,10 @@ def xmake_env(opts: BuildOptions, global_dir: Path) -> dict[str, str]:
     if opts.device == "nvidia":
         cuda = cuda_home()
         env["PATH"] = f"{cuda}/bin:{env.get('PATH', '')}"
-        for inc, lib in cublas_dirs(cuda):
-            env["CPATH"] = f"{inc}:{env.get('CPATH', '')}"
-            env["LIBRARY_PATH"] = f"{lib}:{env.get('LIBRARY_PATH', '')}"
-            env["LD_LIBRARY_PATH"] = f"{lib}:{env.get('LD_LIBRARY_PATH', '')}"
+        includes, lib_dirs = cublas_dirs(cuda)
+        for var, dirs in (("CPATH", includes), ("LIBRARY_PATH", lib_dirs), ("LD_LIBRARY_PATH", lib_dirs)):
+            if dirs:
+                env[var] = ":".join(dirs + ([env[var]] if env.get(var) else []))
         if opts.cuda_arch:
             env["INFINI_CUDA_ARCH"] = opts.cuda_arch
     env.update(opts.extra_env)
@@ -191,31 +191,26 @@ def cuda_home() -> str:
     raise BuildError("--device nvidia needs CUDA: set CUDA_HOME or put nvcc on PATH")
 
 
-def cublas_dirs(cuda: str) -> list[tuple[str, str]]:
-    """cuBLAS from the CUDA toolkit, else from the pip package nvidia-cublas of this Python."""
-    found = []
+def cublas_dirs(cuda: str) -> tuple[list[str], list[str]]:
+    """(include dirs, library dirs) for cuBLAS beyond the toolkit's own: none when CUDA_HOME has it, else the
+    pip package nvidia-cublas of this Python (whose libcublas.so.N gets a plain-named link for the linker)."""
     if list(Path(cuda).glob("lib64/libcublas.so*")) or list(Path(cuda).glob("targets/*/lib/libcublas.so*")):
-        return found  # the toolkit's own search paths already cover it
+        return [], []
     site = Path(sysconfig.get_paths()["purelib"]) / "nvidia"
-    for lib in sorted(site.glob("cu*/lib/libcublas.so*")) + sorted(site.glob("cublas/lib/libcublas.so*")):
-        base = lib.parent.parent
-        found.append((str(base / "include"), str(lib.parent)))
-        break
-    if not found:
+    libs = sorted(site.glob("cu*/lib/libcublas.so*")) + sorted(site.glob("cublas/lib/libcublas.so*"))
+    if not libs:
         raise BuildError("cuBLAS not found in CUDA_HOME nor in the nvidia-cublas pip package")
-    # libcublas.so may only exist as libcublas.so.N in the wheel; give the linker a plain name.
-    libdir = Path(found[0][1])
-    plain = libdir / "libcublas.so"
-    if not plain.exists():
-        versioned = sorted(libdir.glob("libcublas.so.*"))
+    libdir = libs[0].parent
+    include, lib_dirs = [str(libdir.parent / "include")], [str(libdir)]
+    if not (libdir / "libcublas.so").exists():
         link_dir = BUILD_ROOT / "cublas-link"
         link_dir.mkdir(parents=True, exist_ok=True)
         link = link_dir / "libcublas.so"
         if link.exists() or link.is_symlink():
             link.unlink()
-        link.symlink_to(versioned[0])
-        found.append((found[0][0], str(link_dir)))
-    return found
+        link.symlink_to(sorted(libdir.glob("libcublas.so.*"))[0])
+        lib_dirs.append(str(link_dir))
+    return include, lib_dirs
 
 
 def infinicore_config(opts: BuildOptions, pin: Pin, patches: list[Path]) -> dict:

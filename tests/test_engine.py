@@ -50,7 +50,7 @@ def prompts(n):
     return [[(7 * i + j) % 500 + 1 for j in range(3 + 2 * i)] for i in range(n)]
 
 
-def run_engine(path, requests, kv_slots=2, max_step_tokens=64, max_queue=16):
+def run_engine(path, kv_slots=2, max_step_tokens=64, max_queue=16):
     model = Qwen3Model(path, dtype="f32", kv_slots=kv_slots, kv_slot_tokens=64, max_step_tokens=max_step_tokens)
     engine = Engine(model, max_queue=max_queue)
     engine.start()
@@ -58,7 +58,7 @@ def run_engine(path, requests, kv_slots=2, max_step_tokens=64, max_queue=16):
 
 
 def test_more_requests_than_slots_all_finish_with_the_tokens_they_get_alone(checkpoint_dir):
-    model, engine = run_engine(checkpoint_dir, None, kv_slots=2)
+    model, engine = run_engine(checkpoint_dir, kv_slots=2)
     try:
         collectors = []
         for i, prompt in enumerate(prompts(5)):
@@ -78,7 +78,7 @@ def test_more_requests_than_slots_all_finish_with_the_tokens_they_get_alone(chec
 
 def test_stop_token_finishes_with_stop(checkpoint_dir):
     expected = alone(checkpoint_dir, prompts(1)[0], 6)
-    model, engine = run_engine(checkpoint_dir, None)
+    model, engine = run_engine(checkpoint_dir)
     try:
         c = Collector()
         engine.submit(Request(prompts(1)[0], 6, GREEDY, c, stop_token_ids=frozenset({expected[2]}), id="s"))
@@ -90,7 +90,7 @@ def test_stop_token_finishes_with_stop(checkpoint_dir):
 
 
 def test_cancel_frees_the_slot(checkpoint_dir):
-    model, engine = run_engine(checkpoint_dir, None, kv_slots=1)
+    model, engine = run_engine(checkpoint_dir, kv_slots=1)
     try:
         c = Collector()
         engine.submit(Request(prompts(1)[0], 60, GREEDY, c, id="long"))
@@ -126,7 +126,7 @@ def test_queue_limit_and_context_limit(checkpoint_dir):
 def test_long_prompt_does_not_stall_a_running_stream(checkpoint_dir):
     """With a 4-token step budget, a 40-token prompt prefills over 10 steps; the running stream still gets a
     token in every one of them."""
-    model, engine = run_engine(checkpoint_dir, None, kv_slots=2, max_step_tokens=4)
+    model, engine = run_engine(checkpoint_dir, kv_slots=2, max_step_tokens=4)
     try:
         running, late = Collector(), Collector()
         engine.submit(Request([3, 4], 40, GREEDY, running, id="running"))
