@@ -8,14 +8,13 @@ Results are delivered through a callback per request (the server wraps it into a
 from __future__ import annotations
 
 import logging
-import random
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from .model import Qwen3Model, SamplingParams, StepRequest
+from .model import Qwen3Model, SamplingParams
+from .sequence import Sequence, plan_step, request_rng
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +48,12 @@ class Request:
     id: str = ""
 
 
-@dataclass
-class _Running:
+@dataclass(kw_only=True, eq=False)
+class _Running(Sequence):
+    """A sequence the engine is running, with the request it serves."""
+
     request: Request
-    slot: int
-    rng: random.Random
-    pending: list[int]
-    past: int = 0
-    generated: int = 0
     cancelled: bool = False
-    admitted_at: float = field(default_factory=time.monotonic)
 
 
 class Engine:
@@ -134,8 +129,8 @@ class Engine:
         while self._waiting and self._free_slots:
             request = self._waiting.popleft()
             slot = self._free_slots.pop(0)
-            rng = random.Random(f"{request.seed}:0") if request.seed is not None else random.Random()
-            self._running.append(_Running(request, slot, rng, list(request.prompt)))
+            self._running.append(_Running(slot=slot, pending=list(request.prompt), rng=request_rng(request.seed),
+                                          request=request))
 
     def _release(self, finished: list[_Running]) -> None:
         for seq in finished:
@@ -146,23 +141,14 @@ class Engine:
 
     def _plan(self) -> list[tuple[_Running, int]]:
         """Decode tokens first (one per generating request), then prompt chunks within the token budget."""
-        budget = self.model.max_step_tokens
-        plan: list[tuple[_Running, int]] = []
         decoding = [s for s in self._running if s.generated > 0]
-        prefilling = [s for s in self._running if s not in decoding]
-        for seq in decoding + prefilling:
-            if budget == 0:
-                break
-            take = min(len(seq.pending), budget)
-            plan.append((seq, take))
-            budget -= take
-        return plan
+        prefilling = [s for s in self._running if s.generated == 0]
+        return plan_step(decoding + prefilling, self.model.max_step_tokens)
 
     def _step(self) -> None:
         with self._cond:
             plan = self._plan()
-        requests = [StepRequest(seq.pending[:take], seq.past, seq.slot, seq.request.sampling, seq.rng.random())
-                    for seq, take in plan]
+        requests = [seq.step_request(take, seq.request.sampling) for seq, take in plan]
         try:
             tokens = self.model.infer(requests)
         except Exception as exc:  # the step's requests fail; the engine keeps serving the others
@@ -177,20 +163,17 @@ class Engine:
             for (seq, take), token in zip(plan, tokens):
                 if seq.cancelled:
                     continue
-                seq.past += take
-                del seq.pending[:take]
-                if seq.pending:
+                if not seq.advance(take, token):
                     continue  # mid-prompt chunk: no token yet
-                seq.generated += 1
                 seq.request.on_event(Event("token", token=token))
                 reason = None
                 if token in seq.request.stop_token_ids:
                     reason = FINISH_STOP
                 elif seq.generated >= seq.request.max_tokens or seq.past + 1 >= self.model.kv_slot_tokens:
-                    reason = FINISH_LENGTH
+                    reason = FINISH_LENGTH  # prompt + completion fill the context window
                 if reason:
                     seq.request.on_event(Event("finish", finish_reason=reason))
                     finished.append(seq)
                 else:
-                    seq.pending = [token]
+                    seq.continue_with(token)
             self._release(finished)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ctypes
 import json
-import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +15,6 @@ from . import _native
 from .config import Qwen3Config
 from .tokenizer import Tokenizer
 from .weights import checkpoint_bytes, iter_tensors
-
-log = logging.getLogger(__name__)
 
 DTYPES = {"f32": _native.DTYPE_F32, "f16": _native.DTYPE_F16, "bf16": _native.DTYPE_BF16}
 ROPE_LAYOUTS = {"auto": _native.ROPE_AUTO, "gpt_j": _native.ROPE_GPT_J, "neox": _native.ROPE_GPT_NEOX}
