@@ -275,10 +275,12 @@ def build_native(opts: BuildOptions, infini_root: Path) -> Path:
     env = xmake_env(opts, BUILD_ROOT / "xmake-global")
     env["INFINI_QWEN3_INFINI_ROOT"] = str(infini_root)
     builddir = BUILD_ROOT / "native-build"
+    project_cache = builddir / "xmake-project"
+    env["XMAKE_CONFIGDIR"] = str(project_cache)  # keep xmake's project cache out of native/
     common = ["-P", str(NATIVE_DIR)]
     run([xmake, "g", "--network=private"], "xmake global config", cwd=NATIVE_DIR, env=env)
     config = {"infini_root": str(infini_root), "device": opts.device}
-    stamp = builddir / "config.json"
+    stamp = project_cache / "infini-qwen3-config.json"  # lives and dies with xmake's own configuration
     if not stamp.is_file() or json.loads(stamp.read_text()) != config:
         run([xmake, "f", *common, "-c", "-y", "-m", "release", f"--builddir={builddir}"],
             "xmake configure (native)", cwd=NATIVE_DIR, env=env, verbose=opts.verbose)
