@@ -24,7 +24,7 @@ Ops::Ops(infiniDevice_t device, int device_id) : device_(device), device_id_(dev
 
 Ops::~Ops() {
     for (auto &[key, entry] : cache_) {
-        destroyers_[key.substr(0, key.find('|'))](entry.desc);
+        entry.destroy(entry.desc);
     }
     workspace_ = DeviceBuffer();
     if (stream_ != nullptr) {
@@ -37,14 +37,14 @@ Ops::~Ops() {
 
 void Ops::activate() const { IQ3_INFINI(infinirtSetDevice(device_, device_id_)); }
 
-const Ops::Cached &Ops::cached(const std::string &key, const Creator &create) {
+const Ops::Cached &Ops::cached(const std::string &key, const Creator &create, void (*destroy)(void *)) {
     auto found = cache_.find(key);
     if (found != cache_.end()) {
         return found->second;
     }
     size_t workspace = 0;
     void *desc = create(&workspace);
-    return cache_.emplace(key, Cached{desc, workspace}).first->second;
+    return cache_.emplace(key, Cached{desc, workspace, destroy}).first->second;
 }
 
 void *Ops::workspace(size_t bytes) {
@@ -55,14 +55,18 @@ void *Ops::workspace(size_t bytes) {
     return workspace_.data();
 }
 
-// Each op: build the cache key, create the descriptor on a miss (recording how to destroy it), then run.
-#define IQ3_REGISTER_DESTROY(NAME, TYPE, DESTROY)                                            \
-    if (destroyers_.find(NAME) == destroyers_.end()) {                                       \
-        destroyers_[NAME] = [](void *d) { DESTROY(static_cast<TYPE>(d)); };                  \
-    }
+namespace {
 
+// Type-erased destroyer stored with each cached descriptor.
+template <class Desc, infiniStatus_t (*Destroy)(Desc)>
+void destroyAs(void *desc) {
+    Destroy(static_cast<Desc>(desc));
+}
+
+} // namespace
+
+// Each op: build the cache key, create the descriptor on a miss, then run.
 void Ops::gemm(const Tensor &c, const Tensor &a, const Tensor &b, float alpha, float beta) {
-    IQ3_REGISTER_DESTROY("gemm", infiniopGemmDescriptor_t, infiniopDestroyGemmDescriptor);
     auto key = "gemm|" + c.signature() + a.signature() + b.signature();
     const auto &entry = cached(key, [&](size_t *ws) {
         TensorDesc dc(c), da(a), db(b);
@@ -70,13 +74,12 @@ void Ops::gemm(const Tensor &c, const Tensor &a, const Tensor &b, float alpha, f
         IQ3_INFINI(infiniopCreateGemmDescriptor(handle_, &desc, dc, da, db));
         IQ3_INFINI(infiniopGetGemmWorkspaceSize(desc, ws));
         return static_cast<void *>(desc);
-    });
+    }, &destroyAs<infiniopGemmDescriptor_t, infiniopDestroyGemmDescriptor>);
     IQ3_INFINI(infiniopGemm(static_cast<infiniopGemmDescriptor_t>(entry.desc), workspace(entry.workspace),
                             entry.workspace, c.data, a.data, b.data, alpha, beta, stream_));
 }
 
 void Ops::rmsnorm(const Tensor &y, const Tensor &x, const Tensor &w, float epsilon) {
-    IQ3_REGISTER_DESTROY("rmsnorm", infiniopRMSNormDescriptor_t, infiniopDestroyRMSNormDescriptor);
     auto key = "rmsnorm|" + y.signature() + x.signature() + w.signature() + std::to_string(epsilon);
     const auto &entry = cached(key, [&](size_t *ws) {
         TensorDesc dy(y), dx(x), dw(w);
@@ -84,14 +87,13 @@ void Ops::rmsnorm(const Tensor &y, const Tensor &x, const Tensor &w, float epsil
         IQ3_INFINI(infiniopCreateRMSNormDescriptor(handle_, &desc, dy, dx, dw, epsilon));
         IQ3_INFINI(infiniopGetRMSNormWorkspaceSize(desc, ws));
         return static_cast<void *>(desc);
-    });
+    }, &destroyAs<infiniopRMSNormDescriptor_t, infiniopDestroyRMSNormDescriptor>);
     IQ3_INFINI(infiniopRMSNorm(static_cast<infiniopRMSNormDescriptor_t>(entry.desc), workspace(entry.workspace),
                                entry.workspace, y.data, x.data, w.data, stream_));
 }
 
 void Ops::rope(const Tensor &y, const Tensor &x, const Tensor &pos_ids, const Tensor &sin_table,
                const Tensor &cos_table, infiniopRoPEAlgo_t algo) {
-    IQ3_REGISTER_DESTROY("rope", infiniopRoPEDescriptor_t, infiniopDestroyRoPEDescriptor);
     auto key = "rope|" + y.signature() + x.signature() + pos_ids.signature() + sin_table.signature() +
                cos_table.signature() + std::to_string(int(algo));
     const auto &entry = cached(key, [&](size_t *ws) {
@@ -100,13 +102,12 @@ void Ops::rope(const Tensor &y, const Tensor &x, const Tensor &pos_ids, const Te
         IQ3_INFINI(infiniopCreateRoPEDescriptor(handle_, &desc, dy, dx, dp, ds, dc, algo));
         IQ3_INFINI(infiniopGetRoPEWorkspaceSize(desc, ws));
         return static_cast<void *>(desc);
-    });
+    }, &destroyAs<infiniopRoPEDescriptor_t, infiniopDestroyRoPEDescriptor>);
     IQ3_INFINI(infiniopRoPE(static_cast<infiniopRoPEDescriptor_t>(entry.desc), workspace(entry.workspace),
                             entry.workspace, y.data, x.data, pos_ids.data, sin_table.data, cos_table.data, stream_));
 }
 
 void Ops::causalSoftmax(const Tensor &y, const Tensor &x) {
-    IQ3_REGISTER_DESTROY("softmax", infiniopCausalSoftmaxDescriptor_t, infiniopDestroyCausalSoftmaxDescriptor);
     auto key = "softmax|" + y.signature() + x.signature();
     const auto &entry = cached(key, [&](size_t *ws) {
         TensorDesc dy(y), dx(x);
@@ -114,13 +115,12 @@ void Ops::causalSoftmax(const Tensor &y, const Tensor &x) {
         IQ3_INFINI(infiniopCreateCausalSoftmaxDescriptor(handle_, &desc, dy, dx));
         IQ3_INFINI(infiniopGetCausalSoftmaxWorkspaceSize(desc, ws));
         return static_cast<void *>(desc);
-    });
+    }, &destroyAs<infiniopCausalSoftmaxDescriptor_t, infiniopDestroyCausalSoftmaxDescriptor>);
     IQ3_INFINI(infiniopCausalSoftmax(static_cast<infiniopCausalSoftmaxDescriptor_t>(entry.desc),
                                      workspace(entry.workspace), entry.workspace, y.data, x.data, stream_));
 }
 
 void Ops::swiglu(const Tensor &c, const Tensor &a, const Tensor &b) {
-    IQ3_REGISTER_DESTROY("swiglu", infiniopSwiGLUDescriptor_t, infiniopDestroySwiGLUDescriptor);
     auto key = "swiglu|" + c.signature() + a.signature() + b.signature();
     const auto &entry = cached(key, [&](size_t *ws) {
         TensorDesc dc(c), da(a), db(b);
@@ -128,13 +128,12 @@ void Ops::swiglu(const Tensor &c, const Tensor &a, const Tensor &b) {
         IQ3_INFINI(infiniopCreateSwiGLUDescriptor(handle_, &desc, dc, da, db));
         IQ3_INFINI(infiniopGetSwiGLUWorkspaceSize(desc, ws));
         return static_cast<void *>(desc);
-    });
+    }, &destroyAs<infiniopSwiGLUDescriptor_t, infiniopDestroySwiGLUDescriptor>);
     IQ3_INFINI(infiniopSwiGLU(static_cast<infiniopSwiGLUDescriptor_t>(entry.desc), workspace(entry.workspace),
                               entry.workspace, c.data, a.data, b.data, stream_));
 }
 
 void Ops::add(const Tensor &c, const Tensor &a, const Tensor &b) {
-    IQ3_REGISTER_DESTROY("add", infiniopAddDescriptor_t, infiniopDestroyAddDescriptor);
     auto key = "add|" + c.signature() + a.signature() + b.signature();
     const auto &entry = cached(key, [&](size_t *ws) {
         TensorDesc dc(c), da(a), db(b);
@@ -142,13 +141,12 @@ void Ops::add(const Tensor &c, const Tensor &a, const Tensor &b) {
         IQ3_INFINI(infiniopCreateAddDescriptor(handle_, &desc, dc, da, db));
         IQ3_INFINI(infiniopGetAddWorkspaceSize(desc, ws));
         return static_cast<void *>(desc);
-    });
+    }, &destroyAs<infiniopAddDescriptor_t, infiniopDestroyAddDescriptor>);
     IQ3_INFINI(infiniopAdd(static_cast<infiniopAddDescriptor_t>(entry.desc), workspace(entry.workspace),
                            entry.workspace, c.data, a.data, b.data, stream_));
 }
 
 void Ops::rearrange(const Tensor &dst, const Tensor &src) {
-    IQ3_REGISTER_DESTROY("rearrange", infiniopRearrangeDescriptor_t, infiniopDestroyRearrangeDescriptor);
     auto key = "rearrange|" + dst.signature() + src.signature();
     const auto &entry = cached(key, [&](size_t *ws) {
         TensorDesc dd(dst), ds(src);
@@ -156,13 +154,12 @@ void Ops::rearrange(const Tensor &dst, const Tensor &src) {
         IQ3_INFINI(infiniopCreateRearrangeDescriptor(handle_, &desc, dd, ds));
         *ws = 0;
         return static_cast<void *>(desc);
-    });
+    }, &destroyAs<infiniopRearrangeDescriptor_t, infiniopDestroyRearrangeDescriptor>);
     IQ3_INFINI(infiniopRearrange(static_cast<infiniopRearrangeDescriptor_t>(entry.desc), dst.data, src.data, stream_));
 }
 
 void Ops::randomSample(const Tensor &result, const Tensor &probs, float random_val, float topp, int topk,
                        float temperature) {
-    IQ3_REGISTER_DESTROY("sample", infiniopRandomSampleDescriptor_t, infiniopDestroyRandomSampleDescriptor);
     auto key = "sample|" + result.signature() + probs.signature();
     const auto &entry = cached(key, [&](size_t *ws) {
         TensorDesc dr(result), dp(probs);
@@ -170,7 +167,7 @@ void Ops::randomSample(const Tensor &result, const Tensor &probs, float random_v
         IQ3_INFINI(infiniopCreateRandomSampleDescriptor(handle_, &desc, dr, dp));
         IQ3_INFINI(infiniopGetRandomSampleWorkspaceSize(desc, ws));
         return static_cast<void *>(desc);
-    });
+    }, &destroyAs<infiniopRandomSampleDescriptor_t, infiniopDestroyRandomSampleDescriptor>);
     IQ3_INFINI(infiniopRandomSample(static_cast<infiniopRandomSampleDescriptor_t>(entry.desc),
                                     workspace(entry.workspace), entry.workspace, result.data, probs.data, random_val,
                                     topp, topk, temperature, stream_));

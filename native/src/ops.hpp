@@ -47,9 +47,10 @@ private:
     struct Cached {
         void *desc;
         size_t workspace;
+        void (*destroy)(void *);
     };
     using Creator = std::function<void *(size_t *workspace)>;
-    const Cached &cached(const std::string &key, const Creator &create);
+    const Cached &cached(const std::string &key, const Creator &create, void (*destroy)(void *));
     void *workspace(size_t bytes);
 
     infiniDevice_t device_;
@@ -58,7 +59,6 @@ private:
     infinirtStream_t stream_ = nullptr;
     DeviceBuffer workspace_;
     std::unordered_map<std::string, Cached> cache_;
-    std::unordered_map<std::string, std::function<void(void *)>> destroyers_;
 };
 
 // An InfiniCore tensor descriptor that is destroyed with its scope.

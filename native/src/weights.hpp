@@ -49,7 +49,7 @@ private:
                 size_t row_offset = 0, bool rope_rows = false);
     Tensor matrix(const DeviceBuffer &buffer, size_t rows, size_t cols) const;
     Tensor vector(const DeviceBuffer &buffer, size_t n) const;
-    void permuteForGptJ(std::vector<char> &data, size_t rows_per_head_group, size_t row_bytes) const;
+    void permuteForGptJ(std::vector<char> &data, size_t head_dim, size_t unit_bytes) const;
 
     iq3Meta meta_;
     infiniDtype_t dt_;
