@@ -9,6 +9,7 @@ import time
 import pytest
 
 from harness.fixtures.checkpoints import checkpoint
+from harness.fixtures.device import TEST_DEVICE
 from infini_qwen3.engine import ContextTooLong, Engine, Event, QueueFull, Request
 from infini_qwen3.generation import generate
 from infini_qwen3.model import Qwen3Model, SamplingParams
@@ -42,7 +43,7 @@ class Collector:
 
 
 def alone(path, prompt, max_tokens):
-    with Qwen3Model(path, dtype="f32", kv_slots=1, kv_slot_tokens=64) as model:
+    with Qwen3Model(path, device=TEST_DEVICE, dtype="f32", kv_slots=1, kv_slot_tokens=64) as model:
         return [t for _, t in generate(model, [prompt], max_new_tokens=max_tokens, eos_token_ids=())]
 
 
@@ -51,7 +52,7 @@ def prompts(n):
 
 
 def run_engine(path, kv_slots=2, max_step_tokens=64, max_queue=16):
-    model = Qwen3Model(path, dtype="f32", kv_slots=kv_slots, kv_slot_tokens=64, max_step_tokens=max_step_tokens)
+    model = Qwen3Model(path, device=TEST_DEVICE, dtype="f32", kv_slots=kv_slots, kv_slot_tokens=64, max_step_tokens=max_step_tokens)
     engine = Engine(model, max_queue=max_queue)
     engine.start()
     return model, engine
@@ -110,7 +111,7 @@ def test_cancel_frees_the_slot(checkpoint_dir):
 
 
 def test_queue_limit_and_context_limit(checkpoint_dir):
-    model = Qwen3Model(checkpoint_dir, dtype="f32", kv_slots=1, kv_slot_tokens=64)
+    model = Qwen3Model(checkpoint_dir, device=TEST_DEVICE, dtype="f32", kv_slots=1, kv_slot_tokens=64)
     engine = Engine(model, max_queue=2)  # not started: nothing leaves the queue
     try:
         engine.submit(Request([1], 4, GREEDY, Collector(), id="a"))

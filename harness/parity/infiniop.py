@@ -1,5 +1,7 @@
 """Direct ctypes access to the built libinfiniop (through libinfini_qwen3.so, whose RPATH loads it), so tests
-can run single InfiniCore operators on torch CPU tensors and compare them with torch."""
+can run single InfiniCore operators on torch tensors and compare them with torch. Tests hand in CPU tensors;
+on another device (INFINI_QWEN3_TEST_DEVICE=nvidia) each is copied to a CUDA tensor of the same strides, the
+operator runs there, and the results are copied back."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import ctypes
 
 import torch
 
+from harness.fixtures.device import TEST_DEVICE
 from infini_qwen3 import _native
 
 TORCH_DTYPES = {torch.float16: 12, torch.float32: 13, torch.bfloat16: 19, torch.int32: 5, torch.int64: 6,
@@ -19,10 +22,12 @@ class InfiniopError(RuntimeError):
 
 
 class Infiniop:
-    """One CPU handle and the operators the Qwen3 model depends on."""
+    """One handle on the test device and the operators the Qwen3 model depends on."""
 
-    def __init__(self):
+    def __init__(self, device: str = TEST_DEVICE):
         self.lib = _native.load()
+        self.device = device
+        self._check(self.lib.infinirtSetDevice(_native.DEVICES[device], 0), "infinirtSetDevice")
         self.handle = ctypes.c_void_p()
         self._check(self.lib.infiniopCreateHandle(ctypes.byref(self.handle)), "infiniopCreateHandle")
 
@@ -43,6 +48,7 @@ class Infiniop:
     def _run(self, op: str, tensors: list[torch.Tensor], create_extra: tuple, run_args: tuple,
              workspace: bool = True) -> None:
         lib = self.lib
+        host_tensors, tensors = tensors, [self._to_device(t) for t in tensors]
         descs = [self._desc(t) for t in tensors]
         op_desc = ctypes.c_void_p()
         self._check(getattr(lib, f"infiniopCreate{op}Descriptor")(self.handle, ctypes.byref(op_desc), *descs,
@@ -53,16 +59,31 @@ class Infiniop:
                 size = ctypes.c_size_t()
                 self._check(getattr(lib, f"infiniopGet{op}WorkspaceSize")(op_desc, ctypes.byref(size)),
                             f"{op} workspace")
-                ws = torch.empty(max(size.value, 1), dtype=torch.uint8)
+                ws = torch.empty(max(size.value, 1), dtype=torch.uint8, device=tensors[0].device)
                 self._check(getattr(lib, f"infiniop{op}")(op_desc, ctypes.c_void_p(ws.data_ptr()),
                                                            ctypes.c_size_t(size.value), *ptrs, *run_args, None),
                             f"run {op}")
             else:
                 self._check(getattr(lib, f"infiniop{op}")(op_desc, *ptrs, *run_args, None), f"run {op}")
+            self._copy_back(host_tensors, tensors)
         finally:
             getattr(lib, f"infiniopDestroy{op}Descriptor")(op_desc)
             for d in descs:
                 lib.infiniopDestroyTensorDescriptor(d)
+
+    def _to_device(self, t: torch.Tensor) -> torch.Tensor:
+        if self.device == "cpu":
+            return t
+        on_device = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="cuda")
+        on_device.copy_(t)
+        return on_device
+
+    def _copy_back(self, host_tensors: list[torch.Tensor], tensors: list[torch.Tensor]) -> None:
+        """Every operator here writes only its first tensor; inputs may share its storage (in-place runs)."""
+        if self.device == "cpu":
+            return
+        torch.cuda.synchronize()
+        host_tensors[0].copy_(tensors[0].cpu())
 
     def gemm(self, c, a, b, alpha=1.0, beta=0.0):
         # infiniopGemm(desc, ws, ws_size, c, a, b, alpha, beta, stream)

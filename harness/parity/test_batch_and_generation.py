@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from harness.fixtures.device import TEST_DEVICE
 from infini_qwen3.generation import generate
 from infini_qwen3.model import Qwen3Model, StepRequest
 
@@ -28,8 +29,8 @@ def test_mixed_prefill_and_decode_step_equals_each_request_alone(checkpoint_dir)
     """Request A decodes with 6 tokens of past, B prefills 5 tokens, C continues a 3-token prefix with 4 more:
     one step for all three gives each the logits it gets when run alone."""
     a, b, c = prompts([7, 5, 7], seed=1)
-    with Qwen3Model(checkpoint_dir, dtype="f32", kv_slots=4, kv_slot_tokens=32) as batched, \
-            Qwen3Model(checkpoint_dir, dtype="f32", kv_slots=4, kv_slot_tokens=32) as alone:
+    with Qwen3Model(checkpoint_dir, device=TEST_DEVICE, dtype="f32", kv_slots=4, kv_slot_tokens=32) as batched, \
+            Qwen3Model(checkpoint_dir, device=TEST_DEVICE, dtype="f32", kv_slots=4, kv_slot_tokens=32) as alone:
         for model in (batched, alone):
             model.forward([StepRequest(a[:6], 0, 2), StepRequest(c[:3], 0, 0)])  # fill the past of A and C
         mixed = batched.forward([StepRequest(a[6:], 6, 2), StepRequest(b, 0, 1), StepRequest(c[3:], 3, 0)])
@@ -46,7 +47,7 @@ def test_mixed_prefill_and_decode_step_equals_each_request_alone(checkpoint_dir)
 
 def test_all_positions_logits_match_transformers_with_past(checkpoint_dir):
     tokens = prompts([12], seed=2)[0]
-    with Qwen3Model(checkpoint_dir, dtype="f32", kv_slots=1, kv_slot_tokens=32) as model:
+    with Qwen3Model(checkpoint_dir, device=TEST_DEVICE, dtype="f32", kv_slots=1, kv_slot_tokens=32) as model:
         first = model.forward([StepRequest(tokens[:5], 0, 0)], all_positions=True)
         rest = model.forward([StepRequest(tokens[5:], 5, 0)], all_positions=True)
     ours = np.concatenate([first, rest])
@@ -58,7 +59,7 @@ def test_all_positions_logits_match_transformers_with_past(checkpoint_dir):
 
 def test_greedy_generation_of_four_prompts_equals_transformers_generate(checkpoint_dir):
     batch = prompts([3, 9, 5, 14], seed=3)
-    with Qwen3Model(checkpoint_dir, dtype="f32", kv_slots=4, kv_slot_tokens=128) as model:
+    with Qwen3Model(checkpoint_dir, device=TEST_DEVICE, dtype="f32", kv_slots=4, kv_slot_tokens=128) as model:
         outputs = [[] for _ in batch]
         for index, token in generate(model, batch, max_new_tokens=64, eos_token_ids=()):
             outputs[index].append(token)
@@ -75,7 +76,7 @@ def test_generation_in_small_prefill_chunks_equals_one_step(checkpoint_dir):
     batch = prompts([11, 6], seed=4)
     results = []
     for budget in (64, 4):
-        with Qwen3Model(checkpoint_dir, dtype="f32", kv_slots=2, kv_slot_tokens=64, max_step_tokens=budget) as m:
+        with Qwen3Model(checkpoint_dir, device=TEST_DEVICE, dtype="f32", kv_slots=2, kv_slot_tokens=64, max_step_tokens=budget) as m:
             out = [[] for _ in batch]
             for index, token in generate(m, batch, max_new_tokens=10, eos_token_ids=()):
                 out[index].append(token)

@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from harness.fixtures.device import TEST_DEVICE
 from infini_qwen3._native import NativeError
 from infini_qwen3.config import ConfigError
 from infini_qwen3.model import Qwen3Model, SamplingParams, StepRequest
@@ -31,27 +32,27 @@ def edited_copy(good, tmp_path, edit):
 def test_missing_tensor_is_named(good, tmp_path):
     path = edited_copy(good, tmp_path, lambda t: t.pop("model.layers.0.self_attn.k_norm.weight"))
     with pytest.raises(NativeError, match=r"WEIGHT: missing tensors: model\.layers\.0\.self_attn\.k_norm\.weight"):
-        Qwen3Model(path, dtype="f32", kv_slots=1, kv_slot_tokens=16)
+        Qwen3Model(path, device=TEST_DEVICE, dtype="f32", kv_slots=1, kv_slot_tokens=16)
 
 
 def test_wrong_shape_is_named(good, tmp_path):
     path = edited_copy(good, tmp_path, lambda t: t.update(
         {"model.layers.0.self_attn.q_norm.weight": torch.ones(7)}))
     with pytest.raises(NativeError, match=r"q_norm\.weight' has shape \[7\], expected \[32\]"):
-        Qwen3Model(path, dtype="f32", kv_slots=1, kv_slot_tokens=16)
+        Qwen3Model(path, device=TEST_DEVICE, dtype="f32", kv_slots=1, kv_slot_tokens=16)
 
 
 def test_unexpected_tensor_is_named(good, tmp_path):
     path = edited_copy(good, tmp_path, lambda t: t.update({"model.layers.5.mlp.up_proj.weight": torch.ones(2, 2)}))
     with pytest.raises(NativeError, match=r"unexpected tensor 'model\.layers\.5\.mlp\.up_proj\.weight'"):
-        Qwen3Model(path, dtype="f32", kv_slots=1, kv_slot_tokens=16)
+        Qwen3Model(path, device=TEST_DEVICE, dtype="f32", kv_slots=1, kv_slot_tokens=16)
 
 
 def test_wrong_dtype_is_named(good, tmp_path):
     path = edited_copy(good, tmp_path, lambda t: t.update(
         {"model.norm.weight": torch.ones(64, dtype=torch.float64)}))
     with pytest.raises(ValueError, match=r"model\.norm\.weight.*unsupported dtype 'F64'"):
-        Qwen3Model(path, dtype="f32", kv_slots=1, kv_slot_tokens=16)
+        Qwen3Model(path, device=TEST_DEVICE, dtype="f32", kv_slots=1, kv_slot_tokens=16)
 
 
 def test_untied_checkpoint_without_lm_head_fails(good, tmp_path):
@@ -61,7 +62,7 @@ def test_untied_checkpoint_without_lm_head_fails(good, tmp_path):
     raw["tie_word_embeddings"] = False
     (target / "config.json").write_text(json.dumps(raw))
     with pytest.raises(NativeError, match="missing tensors: lm_head.weight"):
-        Qwen3Model(target, dtype="f32", kv_slots=1, kv_slot_tokens=16)
+        Qwen3Model(target, device=TEST_DEVICE, dtype="f32", kv_slots=1, kv_slot_tokens=16)
 
 
 @pytest.mark.parametrize("change,message", [
@@ -77,12 +78,12 @@ def test_unsupported_config_is_refused(good, tmp_path, change, message):
     raw.update(change)
     (target / "config.json").write_text(json.dumps(raw))
     with pytest.raises(ConfigError, match=message):
-        Qwen3Model(target, dtype="f32", kv_slots=1, kv_slot_tokens=16)
+        Qwen3Model(target, device=TEST_DEVICE, dtype="f32", kv_slots=1, kv_slot_tokens=16)
 
 
 @pytest.fixture(scope="module")
 def model(good):
-    with Qwen3Model(good, dtype="f32", kv_slots=2, kv_slot_tokens=16, max_step_tokens=12) as m:
+    with Qwen3Model(good, device=TEST_DEVICE, dtype="f32", kv_slots=2, kv_slot_tokens=16, max_step_tokens=12) as m:
         yield m
 
 
@@ -116,4 +117,4 @@ def test_bad_sampling_is_invalid_argument(model, params, message):
 
 def test_tensor_parallel_is_reported_not_implemented(good):
     with pytest.raises(NativeError, match="NOT_IMPLEMENTED: ndev > 1"):
-        Qwen3Model(good, dtype="f32", kv_slots=1, kv_slot_tokens=16, ndev=2)
+        Qwen3Model(good, device=TEST_DEVICE, dtype="f32", kv_slots=1, kv_slot_tokens=16, ndev=2)

@@ -9,6 +9,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from harness.fixtures.device import TEST_DEVICE
 from infini_qwen3.model import Qwen3Model, StepRequest
 
 from .reference import compare_traces, load_reference, operator_order, reference_trace, unpermute_gptj
@@ -55,32 +56,37 @@ def native_trace(model: Qwen3Model, tokens: list[int], rope_layout: str) -> dict
     return trace
 
 
-def assert_f32_parity(checkpoint_dir, rope_layout="auto", length=7, seed=0):
-    with Qwen3Model(checkpoint_dir, dtype="f32", kv_slots=1, kv_slot_tokens=64, rope_layout=rope_layout) as model:
+def f32_limit(name: str) -> float:
+    return F32_LOGITS_TOL if name == "logits" else F32_OPERATOR_TOL
+
+
+def assert_f32_parity(record, checkpoint_dir, rope_layout="auto", length=7, seed=0):
+    with Qwen3Model(checkpoint_dir, device=TEST_DEVICE, dtype="f32", kv_slots=1, kv_slot_tokens=64,
+                    rope_layout=rope_layout) as model:
         tokens = prompt_for(model.vocab_size, length, seed)
         ours = native_trace(model, tokens, rope_layout)
         config = model.config
     reference = reference_trace(load_reference(checkpoint_dir, torch.float32), tokens)
-    errors, first = compare_traces(ours, reference, operator_order(config.num_layers),
-                                   lambda name: F32_LOGITS_TOL if name == "logits" else F32_OPERATOR_TOL)
+    errors, first = compare_traces(ours, reference, operator_order(config.num_layers), f32_limit)
+    record.add("f32", errors, f32_limit)
     assert first is None, f"{first}; all errors: {errors}"
 
 
 @given(options=qwen3_configs())
-def test_f32_every_operator_matches_transformers(make_checkpoint, options):
-    assert_f32_parity(make_checkpoint(**options), seed=options["seed"])
+def test_f32_every_operator_matches_transformers(make_checkpoint, parity_record, options):
+    assert_f32_parity(parity_record, make_checkpoint(**options), seed=options["seed"])
 
 
-def test_f32_parity_with_gptj_rope_layout(make_checkpoint):
+def test_f32_parity_with_gptj_rope_layout(make_checkpoint, parity_record):
     """Backends without NeoX RoPE (Ascend, Cambricon, Kunlun) get permuted q/k rows: still the same model."""
-    assert_f32_parity(make_checkpoint(num_attention_heads=4, num_key_value_heads=2, head_dim=32, seed=3),
+    assert_f32_parity(parity_record, make_checkpoint(num_attention_heads=4, num_key_value_heads=2, head_dim=32, seed=3),
                       rope_layout="gpt_j")
 
 
 def test_parity_localizes_a_wrong_operator(make_checkpoint):
     """The harness must name the first diverging operator: perturb q_norm of layer 1 in the reference."""
     path = make_checkpoint(num_hidden_layers=2, seed=5)
-    with Qwen3Model(path, dtype="f32", kv_slots=1, kv_slot_tokens=64) as model:
+    with Qwen3Model(path, device=TEST_DEVICE, dtype="f32", kv_slots=1, kv_slot_tokens=64) as model:
         tokens = prompt_for(model.vocab_size, 5, 1)
         ours = native_trace(model, tokens, "auto")
     reference_model = load_reference(path, torch.float32)
@@ -100,11 +106,11 @@ HALF = {"bf16": torch.bfloat16, "f16": torch.float16}
     dict(num_hidden_layers=3, num_attention_heads=8, num_key_value_heads=2, head_dim=64, hidden_size=96,
          tie_word_embeddings=False, dtype="bfloat16", seed=12),
 ])
-def test_half_precision_no_worse_than_twice_transformers(make_checkpoint, dtype, options):
+def test_half_precision_no_worse_than_twice_transformers(make_checkpoint, parity_record, dtype, options):
     """Thresholds come from transformers itself: its bf16/f16 result against its own f32 result. Ours (in the
     same dtype) may be at most twice as far from that f32 result, operator by operator."""
     path = make_checkpoint(**options)
-    with Qwen3Model(path, dtype=dtype, kv_slots=1, kv_slot_tokens=64) as model:
+    with Qwen3Model(path, device=TEST_DEVICE, dtype=dtype, kv_slots=1, kv_slot_tokens=64) as model:
         tokens = prompt_for(model.vocab_size, 9, options["seed"])
         ours = native_trace(model, tokens, "auto")
         layers = model.config.num_layers
@@ -115,5 +121,9 @@ def test_half_precision_no_worse_than_twice_transformers(make_checkpoint, dtype,
     # A floor of one half-precision rounding step keeps operators that transformers computes exactly
     # (the embedding lookup) from demanding bit-identical results.
     floor = 2.0 ** -8 if dtype == "bf16" else 2.0 ** -11
-    errors, first = compare_traces(ours, exact, order, lambda name: 2 * max(their_errors[name], floor))
+    def half_limit(name):
+        return 2 * max(their_errors[name], floor)
+
+    errors, first = compare_traces(ours, exact, order, half_limit)
+    parity_record.add(dtype, errors, half_limit)
     assert first is None, f"{first}; ours: {errors}; transformers': {their_errors}"

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from harness.fixtures.device import TEST_DEVICE
 from infini_qwen3.generation import generate
 from infini_qwen3.model import Qwen3Model, SamplingParams, StepRequest
 
@@ -18,7 +19,7 @@ from .sampling_reference import reference_distribution, reference_sample
 @pytest.fixture(scope="module")
 def model(make_checkpoint):
     path = make_checkpoint(num_hidden_layers=1, vocab_size=512, init_std=0.05, seed=31)
-    with Qwen3Model(path, dtype="f32", kv_slots=4, kv_slot_tokens=64) as m:
+    with Qwen3Model(path, device=TEST_DEVICE, dtype="f32", kv_slots=4, kv_slot_tokens=64) as m:
         yield m
 
 

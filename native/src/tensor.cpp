@@ -2,7 +2,6 @@
 
 #include "error.hpp"
 
-#include <sstream>
 #include <utility>
 
 namespace iq3 {
@@ -130,14 +129,14 @@ Tensor Tensor::split(size_t dim, const std::vector<size_t> &sizes) const {
     return t;
 }
 
+// Plain string building, no iostreams: with InfiniCore's NVIDIA libraries loaded, `ostream << long` crashed
+// (they carry their own copy of parts of libstdc++; see the README's issue log).
 std::string Tensor::signature() const {
-    std::ostringstream out;
-    out << dtypeName(dtype) << int(dtype) << '[';
+    std::string out = std::string(dtypeName(dtype)) + std::to_string(int(dtype)) + "[";
     for (size_t i = 0; i < ndim(); i++) {
-        out << shape[i] << ':' << strides[i] << (i + 1 < ndim() ? "," : "");
+        out += std::to_string(shape[i]) + ":" + std::to_string(strides[i]) + (i + 1 < ndim() ? "," : "");
     }
-    out << ']';
-    return out.str();
+    return out + "]";
 }
 
 } // namespace iq3

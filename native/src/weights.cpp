@@ -3,20 +3,17 @@
 #include "error.hpp"
 
 #include <cstring>
-#include <sstream>
 
 namespace iq3 {
 
 namespace {
 
 std::string shapeString(const std::vector<size_t> &shape) {
-    std::ostringstream out;
-    out << '[';
+    std::string out = "[";
     for (size_t i = 0; i < shape.size(); i++) {
-        out << shape[i] << (i + 1 < shape.size() ? ", " : "");
+        out += std::to_string(shape[i]) + (i + 1 < shape.size() ? ", " : "");
     }
-    out << ']';
-    return out.str();
+    return out + "]";
 }
 
 } // namespace
