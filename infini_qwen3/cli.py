@@ -1,4 +1,4 @@
-"""Command line: `infini-qwen3 generate` and `infini-qwen3 make-demo` (`serve` arrives with the service)."""
+"""Command line: `infini-qwen3 serve`, `infini-qwen3 generate` and `infini-qwen3 make-demo`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 import sys
 
 from .model import DTYPES, Qwen3Model, SamplingParams
+from .server.serve import add_serve_parser
 
 
 def add_generate_parser(subparsers) -> None:
@@ -83,12 +84,14 @@ def run_make_demo(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="infini-qwen3", description="Qwen3 inference on InfiniCore")
-    parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--log-level", help="default: INFO for serve, WARNING otherwise")
     subparsers = parser.add_subparsers(dest="command", required=True)
+    add_serve_parser(subparsers)
     add_generate_parser(subparsers)
     add_make_demo_parser(subparsers)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    level = args.log_level or ("INFO" if args.command == "serve" else "WARNING")
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from ._native import NativeError, NativeLibraryMissing
     from .config import ConfigError
 

@@ -140,3 +140,32 @@ def _rewrite_config(path: Path, form: str, dtype: str) -> None:
     else:
         raise ValueError(f"unknown config form {form!r}")
     path.write_text(json.dumps(raw, indent=2))
+
+
+DEMO_VERSION = "demo-v1"  # bump when the demo checkpoint's recipe changes
+
+
+def cache_root() -> Path:
+    """INFINI_QWEN3_CACHE, else $XDG_CACHE_HOME/infini-qwen3, else ~/.cache/infini-qwen3."""
+    import os
+
+    if os.environ.get("INFINI_QWEN3_CACHE"):
+        return Path(os.environ["INFINI_QWEN3_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "infini-qwen3"
+
+
+def ensure_demo_checkpoint(root: Path | None = None) -> Path:
+    """The embedded demo model `infini-qwen3 serve` uses when no --model is given: built locally once (about
+    15 s: the tokenizer, then random weights) and reused. Process-safe through a lock file."""
+    import fcntl
+
+    target = (root or cache_root()) / DEMO_VERSION
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{DEMO_VERSION}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (target / "ready").is_file():
+            shutil.rmtree(target, ignore_errors=True)
+            build_qwen3_tokenizer(target / "tokenizer")
+            build_random_checkpoint(target / "model", target / "tokenizer", seed=0, num_hidden_layers=2)
+            (target / "ready").write_text("ok\n")
+    return target / "model"

@@ -46,6 +46,7 @@ class Request:
     stop_token_ids: frozenset[int] = frozenset()
     seed: int | None = None
     id: str = ""
+    choice_index: int = 0  # with a seed, choices of one request (n > 1) draw different random streams
 
 
 @dataclass(kw_only=True, eq=False)
@@ -101,8 +102,10 @@ class Engine:
     @property
     def stats(self) -> dict:
         with self._cond:
-            return {"running": len(self._running), "waiting": len(self._waiting),
-                    "free_slots": len(self._free_slots)}
+            kv_tokens = sum(seq.past for seq in self._running)
+            capacity = self.max_batch * self.model.kv_slot_tokens
+            return {"running": len(self._running), "waiting": len(self._waiting), "slots": self.max_batch,
+                    "free_slots": len(self._free_slots), "kv_tokens": kv_tokens, "kv_usage": kv_tokens / capacity}
 
     # -- scheduler thread -------------------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -129,8 +132,8 @@ class Engine:
         while self._waiting and self._free_slots:
             request = self._waiting.popleft()
             slot = self._free_slots.pop(0)
-            self._running.append(_Running(slot=slot, pending=list(request.prompt), rng=request_rng(request.seed),
-                                          request=request))
+            rng = request_rng(request.seed, request.choice_index)
+            self._running.append(_Running(slot=slot, pending=list(request.prompt), rng=rng, request=request))
 
     def _release(self, finished: list[_Running]) -> None:
         for seq in finished:

@@ -1,0 +1,1 @@
+"""The OpenAI-compatible service: Starlette + uvicorn over the continuous-batching engine."""

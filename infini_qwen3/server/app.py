@@ -1,0 +1,301 @@
+"""The Starlette application: OpenAI-compatible routes over a Service, with SSE streaming, auth, body limits,
+health and Prometheus metrics. The model loads in the background; until it is ready /health answers 503."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from . import errors
+from .errors import APIError
+from .generation import Generation, GenerationFailed
+from .metrics import Metrics
+from .protocol import parse_chat, parse_completion, parse_json
+from .responses import SSE_DONE, ChunkMaker, chat_completion, sse, text_completion
+from .service import Service
+
+log = logging.getLogger("infini_qwen3.server")
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+@dataclass
+class ServerConfig:
+    api_key: str | None = None
+    max_body_bytes: int = 8 * 1024 * 1024
+
+
+@dataclass
+class ServerState:
+    config: ServerConfig
+    loader: Callable[[], Service] | None = None  # runs in a thread at startup
+    on_load_failure: Callable[[BaseException], None] | None = None
+    service: Service | None = None
+    load_error: str | None = None
+    metrics: Metrics = field(default_factory=Metrics)
+
+    def ready(self) -> Service:
+        if self.service is None:
+            raise errors.not_ready()
+        return self.service
+
+
+# -- request plumbing ------------------------------------------------------------------------------------------
+def check_auth(request: Request, config: ServerConfig) -> None:
+    if config.api_key is None:
+        return
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), config.api_key.encode()):
+        raise errors.unauthorized()
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise errors.body_too_large(limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise errors.body_too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def until_disconnect(request: Request, work: asyncio.Future) -> None:
+    """Cancels `work` when the client goes away (the body has been read, so the next message is the disconnect)."""
+    while not work.done():
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            work.cancel()
+            return
+
+
+# -- completions -----------------------------------------------------------------------------------------------
+@dataclass
+class Job:
+    """A started generation and what its response needs."""
+
+    generation: Generation
+    chat: bool
+    model: str
+    stream: bool
+    include_usage: bool
+    echo_texts: list[str] | None  # completions with echo: the prompt text of each choice
+    created: int = field(default_factory=lambda: int(time.time()))
+
+
+def start_job(state: ServerState, body: dict, chat: bool) -> Job:
+    service = state.ready()
+    if chat:
+        request = parse_chat(body)
+        service.check_model(request.model)
+        prompts, param, echo = [service.chat_prompt(request)], "messages", None
+    else:
+        request = parse_completion(body)
+        service.check_model(request.model)
+        prompts, param = service.completion_prompts(request), "prompt"
+        echo = ([service.tokenizer.decode(p) for p in prompts for _ in range(request.params.n)]
+                if request.echo else None)
+    params = request.params
+    generation = service.start("chatcmpl" if chat else "cmpl", prompts, params, param)
+    return Job(generation, chat, service.info.served_name, params.stream, params.include_usage, echo)
+
+
+def finish_log(state: ServerState, job: Job, outcome: str) -> None:
+    generation, timing = job.generation, job.generation.timing
+    end = timing.last_token or time.monotonic()
+    completion = generation.completion_tokens
+    decode_time = (timing.last_token - timing.first_token) if timing.first_token and timing.last_token else 0.0
+    per_token = decode_time / (completion - 1) if completion > 1 and decode_time > 0 else None
+    state.metrics.record_completion(generation.prompt_tokens, completion, timing.ttft, per_token,
+                                    end - timing.started)
+    rate = completion / (end - timing.started) if end > timing.started else 0.0
+    reasons = ",".join(c.finish_reason or "-" for c in generation.choices)
+    ttft = f"{timing.ttft:.3f}s" if timing.ttft is not None else "-"
+    log.info("%s prompt_tokens=%d completion_tokens=%d ttft=%s tokens/s=%.1f finish=%s %s", generation.request_id,
+             generation.prompt_tokens, completion, ttft, rate, reasons, outcome)
+
+
+async def stream_job(state: ServerState, job: Job):
+    maker = ChunkMaker(job.generation.request_id, job.created, job.model, job.chat, job.include_usage)
+    outcome = "cancelled"  # until the stream ends on its own (a client that leaves cancels this generator)
+    try:
+        for index in range(len(job.generation.choices)):
+            if job.chat:
+                yield sse(maker.choice(index, role=True))
+            elif job.echo_texts is not None:
+                yield sse(maker.choice(index, job.echo_texts[index]))
+        try:
+            async for delta in job.generation.deltas():
+                if delta.text:
+                    yield sse(maker.choice(delta.index, delta.text))
+                if delta.finish_reason:
+                    yield sse(maker.choice(delta.index, finish_reason=delta.finish_reason))
+            if job.include_usage:
+                yield sse(maker.usage_chunk(job.generation.prompt_tokens, job.generation.completion_tokens))
+            outcome = "ok"
+        except GenerationFailed as exc:
+            outcome = "error"
+            log.error("%s failed while streaming: %s", job.generation.request_id, exc)
+            yield sse(errors.internal(str(exc)).body())
+        yield SSE_DONE
+    finally:
+        job.generation.cancel()
+        finish_log(state, job, outcome)
+
+
+async def collect_job(state: ServerState, job: Job, request: Request) -> Response:
+    texts = [job.echo_texts[i] if job.echo_texts else "" for i in range(len(job.generation.choices))]
+    reasons = [""] * len(texts)
+
+    async def collect():
+        async for delta in job.generation.deltas():
+            texts[delta.index] += delta.text
+            if delta.finish_reason:
+                reasons[delta.index] = delta.finish_reason
+
+    work = asyncio.ensure_future(collect())
+    watcher = asyncio.ensure_future(until_disconnect(request, work))
+    outcome = "cancelled"
+    try:
+        await work
+        outcome = "ok"
+    except asyncio.CancelledError:
+        return Response(status_code=499)  # the client is gone; nobody reads this
+    except GenerationFailed as exc:
+        outcome = "error"
+        log.error("%s failed: %s", job.generation.request_id, exc)
+        return errors.internal(str(exc)).response()
+    finally:
+        watcher.cancel()
+        job.generation.cancel()
+        finish_log(state, job, outcome)
+    make = chat_completion if job.chat else text_completion
+    return JSONResponse(make(job.generation.request_id, job.created, job.model, texts, reasons,
+                             job.generation.prompt_tokens, job.generation.completion_tokens))
+
+
+def completion_route(state: ServerState, chat: bool, endpoint: str):
+    async def handler(request: Request) -> Response:
+        try:
+            check_auth(request, state.config)
+            state.ready()
+            body = parse_json(await read_body(request, state.config.max_body_bytes))
+            job = start_job(state, body, chat)
+        except APIError as exc:
+            state.metrics.count_request(endpoint, exc.status)
+            if exc.status >= 500:
+                log.warning("%s: %s", endpoint, exc.message)
+            return exc.response()
+        state.metrics.count_request(endpoint, 200)
+        if job.stream:
+            return StreamingResponse(stream_job(state, job), media_type="text/event-stream", headers=SSE_HEADERS)
+        return await collect_job(state, job, request)
+
+    return handler
+
+
+# -- the other endpoints ---------------------------------------------------------------------------------------
+def models_route(state: ServerState):
+    async def handler(request: Request) -> Response:
+        try:
+            check_auth(request, state.config)
+            service = state.ready()
+        except APIError as exc:
+            return exc.response()
+        info = service.info
+        entry = {"id": info.served_name, "object": "model", "created": 0, "owned_by": "infini-qwen3",
+                 "root": info.model_dir, "max_model_len": service.context_length}
+        if info.demo:
+            entry["description"] = ("embedded demo checkpoint: a tiny Qwen3 with random weights and the real "
+                                    "Qwen3 tokenizer; its output is meaningless text")
+        return JSONResponse({"object": "list", "data": [entry]})
+
+    return handler
+
+
+def health_route(state: ServerState):
+    async def handler(request: Request) -> Response:
+        if state.service is not None:
+            return JSONResponse({"status": "ok"})
+        status = "failed" if state.load_error else "loading"
+        return JSONResponse({"status": status, "error": state.load_error}, status_code=503)
+
+    return handler
+
+
+def metrics_route(state: ServerState):
+    async def handler(request: Request) -> Response:
+        stats = state.service.engine.stats if state.service is not None else {}
+        return PlainTextResponse(state.metrics.render(stats), media_type="text/plain; version=0.0.4")
+
+    return handler
+
+
+async def http_error(request: Request, exc: HTTPException) -> Response:
+    message = {404: f"No route {request.url.path}.", 405: f"{request.method} is not allowed on {request.url.path}."}
+    return APIError(exc.status_code, message.get(exc.status_code, str(exc.detail)),
+                    code="not_found" if exc.status_code == 404 else None).response()
+
+
+async def unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s", request.url.path)
+    return errors.internal(f"internal error: {type(exc).__name__}").response()
+
+
+# -- the application -------------------------------------------------------------------------------------------
+def load_in_background(state: ServerState) -> threading.Thread | None:
+    if state.loader is None:
+        return None
+
+    def run():
+        try:
+            state.service = state.loader()
+            log.info("model ready: %s", state.service.info.served_name)
+        except BaseException as exc:  # reported on /health and to whoever started the server
+            state.load_error = f"{type(exc).__name__}: {exc}"
+            log.error("loading the model failed: %s", state.load_error)
+            if state.on_load_failure is not None:
+                state.on_load_failure(exc)
+
+    thread = threading.Thread(target=run, name="infini-qwen3-loader", daemon=True)
+    thread.start()
+    return thread
+
+
+def create_app(state: ServerState) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        loader = load_in_background(state)
+        yield
+        if loader is not None:
+            loader.join(timeout=0)
+        if state.service is not None:
+            state.service.engine.shutdown()
+            state.service.model.close()
+
+    routes = []
+    for prefix in ("/v1", ""):  # jiuge's clients call /chat/completions without /v1
+        routes += [
+            Route(f"{prefix}/chat/completions", completion_route(state, True, "/v1/chat/completions"),
+                  methods=["POST"]),
+            Route(f"{prefix}/completions", completion_route(state, False, "/v1/completions"), methods=["POST"]),
+            Route(f"{prefix}/models", models_route(state), methods=["GET"]),
+        ]
+    routes += [Route("/health", health_route(state), methods=["GET"]),
+               Route("/metrics", metrics_route(state), methods=["GET"])]
+    return Starlette(routes=routes, lifespan=lifespan,
+                     exception_handlers={HTTPException: http_error, Exception: unexpected_error})

@@ -1,0 +1,86 @@
+"""Prometheus text exposition of the service's counters, gauges and latency histograms."""
+
+from __future__ import annotations
+
+import threading
+from bisect import bisect_left
+from collections import defaultdict
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+PREFIX = "infini_qwen3_"
+
+
+class Histogram:
+    def __init__(self, buckets: tuple[float, ...] = LATENCY_BUCKETS):
+        self.buckets = buckets
+        self.counts = [0] * (len(buckets) + 1)  # the last one is +Inf
+        self.total = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.buckets, value)] += 1
+        self.total += value
+        self.count += 1
+
+    def lines(self, name: str) -> list[str]:
+        out, cumulative = [], 0
+        for bound, count in zip([*map(repr, self.buckets), "+Inf"], self.counts):
+            cumulative += count
+            out.append(f'{name}_bucket{{le="{bound}"}} {cumulative}')
+        out += [f"{name}_sum {self.total}", f"{name}_count {self.count}"]
+        return out
+
+
+class Metrics:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.requests: dict[tuple[str, int], int] = defaultdict(int)  # (endpoint, status) -> count
+        self.prompt_tokens = 0
+        self.generation_tokens = 0
+        self.time_to_first_token = Histogram()
+        self.time_per_output_token = Histogram()
+        self.request_latency = Histogram()
+
+    def count_request(self, endpoint: str, status: int) -> None:
+        with self._lock:
+            self.requests[(endpoint, status)] += 1
+
+    def record_completion(self, prompt_tokens: int, completion_tokens: int, ttft: float | None,
+                          per_token: float | None, latency: float) -> None:
+        with self._lock:
+            self.prompt_tokens += prompt_tokens
+            self.generation_tokens += completion_tokens
+            if ttft is not None:
+                self.time_to_first_token.observe(ttft)
+            if per_token is not None:
+                self.time_per_output_token.observe(per_token)
+            self.request_latency.observe(latency)
+
+    def render(self, engine_stats: dict) -> str:
+        p = PREFIX
+        with self._lock:
+            lines = [f"# HELP {p}requests_total HTTP requests by endpoint and status.",
+                     f"# TYPE {p}requests_total counter"]
+            lines += [f'{p}requests_total{{endpoint="{e}",status="{s}"}} {n}'
+                      for (e, s), n in sorted(self.requests.items())]
+            lines += [f"# TYPE {p}prompt_tokens_total counter", f"{p}prompt_tokens_total {self.prompt_tokens}",
+                      f"# TYPE {p}generation_tokens_total counter",
+                      f"{p}generation_tokens_total {self.generation_tokens}"]
+            for name, histogram, help_text in (
+                    ("time_to_first_token_seconds", self.time_to_first_token, "Request arrival to first token."),
+                    ("time_per_output_token_seconds", self.time_per_output_token,
+                     "Mean time between output tokens, per request."),
+                    ("request_latency_seconds", self.request_latency, "Request arrival to its last token.")):
+                lines += [f"# HELP {p}{name} {help_text}", f"# TYPE {p}{name} histogram"]
+                lines += histogram.lines(p + name)
+        gauges = {
+            "requests_running": ("Requests holding a KV slot.", engine_stats.get("running", 0)),
+            "requests_waiting": ("Requests queued for a KV slot.", engine_stats.get("waiting", 0)),
+            "kv_slots_total": ("KV cache slots.", engine_stats.get("slots", 0)),
+            "kv_slots_used": ("KV cache slots in use.", engine_stats.get("slots", 0) - engine_stats.get("free_slots", 0)),
+            "kv_tokens_used": ("Tokens held in the KV cache.", engine_stats.get("kv_tokens", 0)),
+            "kv_cache_usage_ratio": ("Fraction of KV cache token capacity in use.", engine_stats.get("kv_usage", 0.0)),
+        }
+        for name, (help_text, value) in gauges.items():
+            lines += [f"# HELP {p}{name} {help_text}", f"# TYPE {p}{name} gauge", f"{p}{name} {value}"]
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,281 @@
+"""Validation of /v1/chat/completions and /v1/completions bodies into typed requests.
+
+Every malformed field is a 400 in OpenAI's error shape naming the field (`param`); nothing a client sends can
+raise anything else. Unknown fields are ignored, as vLLM does. Parameters that belong to features not built
+yet are refused by name rather than silently ignored."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+from .errors import APIError, bad_request
+
+MAX_N = 16
+MAX_STOP = 4
+MAX_STOP_CHARS = 512
+ROLES = {"system", "developer", "user", "assistant", "tool"}
+INT64_MIN, UINT64_MAX = -(2 ** 63), 2 ** 64 - 1
+
+
+@dataclass
+class GenerationParams:
+    """What both endpoints share. None means "the checkpoint's generation_config.json decides"."""
+
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    n: int = 1
+    stop: list[str] = field(default_factory=list)
+    stop_token_ids: list[int] = field(default_factory=list)
+    seed: int | None = None
+    stream: bool = False
+    include_usage: bool = False
+
+
+@dataclass
+class ChatRequest:
+    model: str | None
+    messages: list[dict]
+    template_kwargs: dict
+    params: GenerationParams
+
+
+@dataclass
+class CompletionRequest:
+    model: str | None
+    prompts: list[str | list[int]]
+    echo: bool
+    params: GenerationParams
+
+
+def parse_json(raw: bytes) -> dict:
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise bad_request(f"The body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise bad_request("The body must be a JSON object.")
+    return body
+
+
+# -- typed field readers ----------------------------------------------------------------------------------------
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(body: dict, name: str, low: float, high: float, *, low_open: bool = False) -> float | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not (_is_int(value) or isinstance(value, float)) or not math.isfinite(value):
+        raise bad_request(f"`{name}` must be a number.", name)
+    if value < low or value > high or (low_open and value == low):
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+        raise bad_request(f"`{name}` must be in {interval}; got {value}.", name)
+    return float(value)
+
+
+def _integer(body: dict, name: str, low: int, high: int | None = None) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not _is_int(value):
+        raise bad_request(f"`{name}` must be an integer.", name)
+    if value < low or (high is not None and value > high):
+        bound = f"at least {low}" if high is None else f"between {low} and {high}"
+        raise bad_request(f"`{name}` must be {bound}; got {value}.", name)
+    return value
+
+
+def _boolean(body: dict, name: str, default: bool = False) -> bool:
+    value = body.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise bad_request(f"`{name}` must be true or false.", name)
+    return value
+
+
+def _model(body: dict) -> str | None:
+    value = body.get("model")
+    if value is not None and not isinstance(value, str):
+        raise bad_request("`model` must be a string.", "model")
+    return value
+
+
+def _stop(body: dict) -> list[str]:
+    value = body.get("stop")
+    if value is None:
+        return []
+    stops = [value] if isinstance(value, str) else value
+    if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
+        raise bad_request("`stop` must be a string or a list of strings.", "stop")
+    if len(stops) > MAX_STOP:
+        raise bad_request(f"`stop` may hold at most {MAX_STOP} strings; got {len(stops)}.", "stop")
+    if any(not s or len(s) > MAX_STOP_CHARS for s in stops):
+        raise bad_request(f"Each stop string must have 1 to {MAX_STOP_CHARS} characters.", "stop")
+    return list(dict.fromkeys(stops))
+
+
+def _token_ids(value, name: str) -> list[int]:
+    if not isinstance(value, list) or not all(_is_int(t) and t >= 0 for t in value):
+        raise bad_request(f"`{name}` must be a list of non-negative token ids.", name)
+    return value
+
+
+def _refuse_unbuilt(body: dict) -> None:
+    """Fields of features not built yet (issue 5): refused by name instead of silently ignored."""
+    _number(body, "presence_penalty", -2, 2)
+    _number(body, "frequency_penalty", -2, 2)
+    inactive = {
+        "presence_penalty": lambda v: v in (None, 0),
+        "frequency_penalty": lambda v: v in (None, 0),
+        "repetition_penalty": lambda v: v in (None, 1),
+        "min_p": lambda v: v in (None, 0),
+        "logit_bias": lambda v: not v,
+        "logprobs": lambda v: v in (None, False),
+        "top_logprobs": lambda v: v in (None, 0),
+        "tools": lambda v: not v,
+        "functions": lambda v: not v,
+        "suffix": lambda v: not v,
+        "response_format": lambda v: v is None or (isinstance(v, dict) and v.get("type") == "text"),
+    }
+    for name, is_inactive in inactive.items():
+        if not is_inactive(body.get(name)):
+            raise bad_request(f"`{name}` is not supported by this server yet.", name)
+    tool_choice = body.get("tool_choice")
+    if tool_choice not in (None, "none", "auto"):
+        raise bad_request("`tool_choice` needs `tools`, which this server does not support yet.", "tool_choice")
+
+
+def _generation_params(body: dict) -> GenerationParams:
+    _refuse_unbuilt(body)
+    max_tokens = _integer(body, "max_tokens", 1)
+    max_completion_tokens = _integer(body, "max_completion_tokens", 1)
+    n = _integer(body, "n", 1, MAX_N)
+    best_of = _integer(body, "best_of", 1)
+    if best_of is not None and best_of != (n or 1):
+        raise bad_request("`best_of` other than `n` is not supported.", "best_of")
+    top_k = _integer(body, "top_k", -1)
+    stream = _boolean(body, "stream")
+    options = body.get("stream_options")
+    if options is not None:
+        if not isinstance(options, dict):
+            raise bad_request("`stream_options` must be an object.", "stream_options")
+        if not stream:
+            raise bad_request("`stream_options` is only allowed when `stream` is true.", "stream_options")
+    include_usage = _boolean(options or {}, "include_usage")
+    stop_token_ids = body.get("stop_token_ids")
+    seed = _integer(body, "seed", INT64_MIN, UINT64_MAX)
+    user = body.get("user")
+    if user is not None and not isinstance(user, str):
+        raise bad_request("`user` must be a string.", "user")
+    return GenerationParams(
+        max_tokens=max_completion_tokens if max_completion_tokens is not None else max_tokens,
+        temperature=_number(body, "temperature", 0, 2),
+        top_p=_number(body, "top_p", 0, 1, low_open=True),
+        top_k=None if top_k is None else (0 if top_k <= 0 else top_k),  # -1 and 0: no limit (vLLM)
+        n=n or 1,
+        stop=_stop(body),
+        stop_token_ids=[] if stop_token_ids is None else _token_ids(stop_token_ids, "stop_token_ids"),
+        seed=seed,
+        stream=stream,
+        include_usage=include_usage,
+    )
+
+
+# -- chat -------------------------------------------------------------------------------------------------------
+def _content_text(content, where: str) -> str:
+    """A message's content: a string, or a list of text parts (joined with newlines, as vLLM does)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+                raise bad_request(f"{where}: each content part must be an object with a `type`.", "messages")
+            if part["type"] != "text":
+                raise bad_request(f"{where}: content parts of type `{part['type']}` are not supported; only "
+                                  f"`text`.", "messages")
+            if not isinstance(part.get("text"), str):
+                raise bad_request(f"{where}: a text part needs a string `text`.", "messages")
+            texts.append(part["text"])
+        return "\n".join(texts)
+    raise bad_request(f"{where}: `content` must be a string or a list of text parts.", "messages")
+
+
+def _message(index: int, message) -> dict:
+    where = f"messages[{index}]"
+    if not isinstance(message, dict):
+        raise bad_request(f"{where} must be an object.", "messages")
+    role = message.get("role")
+    if role not in ROLES:
+        raise bad_request(f"{where}: `role` must be one of {sorted(ROLES)}; got {role!r}.", "messages")
+    out: dict = {"role": "system" if role == "developer" else role}
+    tool_calls = message.get("tool_calls") if role == "assistant" else None
+    content = message.get("content")
+    if content is None and not tool_calls:
+        raise bad_request(f"{where}: `content` is required.", "messages")
+    out["content"] = "" if content is None else _content_text(content, where)
+    if tool_calls:
+        if not isinstance(tool_calls, list) or not all(isinstance(c, dict) for c in tool_calls):
+            raise bad_request(f"{where}: `tool_calls` must be a list of objects.", "messages")
+        out["tool_calls"] = tool_calls
+    if role == "tool" and isinstance(message.get("tool_call_id"), str):
+        out["tool_call_id"] = message["tool_call_id"]
+    return out
+
+
+def _template_kwargs(body: dict) -> dict:
+    kwargs = body.get("chat_template_kwargs")
+    if kwargs is None:
+        return {}
+    if not isinstance(kwargs, dict):
+        raise bad_request("`chat_template_kwargs` must be an object.", "chat_template_kwargs")
+    if "enable_thinking" in kwargs and not isinstance(kwargs["enable_thinking"], bool):
+        raise bad_request("`chat_template_kwargs.enable_thinking` must be true or false.", "chat_template_kwargs")
+    reserved = {"messages", "tools", "add_generation_prompt"} & kwargs.keys()
+    if reserved:
+        raise bad_request(f"`chat_template_kwargs` may not set {sorted(reserved)}.", "chat_template_kwargs")
+    return dict(kwargs)
+
+
+def parse_chat(body: dict) -> ChatRequest:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise bad_request("`messages` must be a non-empty list.", "messages")
+    return ChatRequest(
+        model=_model(body),
+        messages=[_message(i, m) for i, m in enumerate(messages)],
+        template_kwargs=_template_kwargs(body),
+        params=_generation_params(body),
+    )
+
+
+# -- completions ------------------------------------------------------------------------------------------------
+def _prompts(value) -> list[str | list[int]]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and value:
+        if all(isinstance(p, str) for p in value):
+            return list(value)
+        if all(_is_int(t) for t in value):
+            return [_token_ids(value, "prompt")]
+        if all(isinstance(p, list) for p in value):
+            return [_token_ids(p, "prompt") for p in value]
+    raise bad_request("`prompt` must be a string, a list of strings, a list of token ids or a list of such "
+                      "lists, and not empty.", "prompt")
+
+
+def parse_completion(body: dict) -> CompletionRequest:
+    if "prompt" not in body:
+        raise bad_request("`prompt` is required.", "prompt")
+    return CompletionRequest(model=_model(body), prompts=_prompts(body["prompt"]), echo=_boolean(body, "echo"),
+                             params=_generation_params(body))
+
+
+__all__ = ["APIError", "ChatRequest", "CompletionRequest", "GenerationParams", "parse_chat", "parse_completion",
+           "parse_json"]

@@ -1,0 +1,67 @@
+"""Response bodies and stream chunks in the OpenAI wire format (see shared/reference/openai-api.md)."""
+
+from __future__ import annotations
+
+import json
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> dict:
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
+
+
+def sse(data: dict | str) -> bytes:
+    payload = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return f"data: {payload}\n\n".encode()
+
+
+SSE_DONE = sse("[DONE]")
+
+
+class ChunkMaker:
+    """Fields every chunk of one stream shares: the same id, created time and model throughout."""
+
+    def __init__(self, request_id: str, created: int, model: str, chat: bool, include_usage: bool):
+        self.request_id, self.created, self.model, self.chat = request_id, created, model, chat
+        self.include_usage = include_usage
+
+    def _chunk(self, choices: list[dict]) -> dict:
+        chunk = {"id": self.request_id, "object": "chat.completion.chunk" if self.chat else "text_completion",
+                 "created": self.created, "model": self.model, "choices": choices}
+        if self.include_usage:
+            chunk["usage"] = None
+        return chunk
+
+    def choice(self, index: int, text: str | None = None, finish_reason: str | None = None,
+               role: bool = False) -> dict:
+        if self.chat:
+            delta = {"role": "assistant", "content": ""} if role else ({"content": text} if text else {})
+            choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        else:
+            choice = {"index": index, "text": text or "", "logprobs": None, "finish_reason": finish_reason}
+        return self._chunk([choice])
+
+    def usage_chunk(self, prompt_tokens: int, completion_tokens: int) -> dict:
+        chunk = self._chunk([])
+        chunk["usage"] = usage(prompt_tokens, completion_tokens)
+        return chunk
+
+
+def chat_completion(request_id: str, created: int, model: str, texts: list[str], reasons: list[str],
+                    prompt_tokens: int, completion_tokens: int) -> dict:
+    return {
+        "id": request_id, "object": "chat.completion", "created": created, "model": model,
+        "choices": [{"index": i, "message": {"role": "assistant", "content": text}, "logprobs": None,
+                     "finish_reason": reason} for i, (text, reason) in enumerate(zip(texts, reasons))],
+        "usage": usage(prompt_tokens, completion_tokens),
+    }
+
+
+def text_completion(request_id: str, created: int, model: str, texts: list[str], reasons: list[str],
+                    prompt_tokens: int, completion_tokens: int) -> dict:
+    return {
+        "id": request_id, "object": "text_completion", "created": created, "model": model,
+        "choices": [{"index": i, "text": text, "logprobs": None, "finish_reason": reason}
+                    for i, (text, reason) in enumerate(zip(texts, reasons))],
+        "usage": usage(prompt_tokens, completion_tokens),
+    }

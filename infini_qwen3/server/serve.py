@@ -1,0 +1,88 @@
+"""`infini-qwen3 serve`: load a checkpoint (or the embedded demo) and serve the OpenAI-compatible API."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from ..model import DTYPES
+
+log = logging.getLogger("infini_qwen3.server")
+
+DEFAULT_MAX_MODEL_LEN = 4096
+DEMO_NAME = "qwen3-demo"
+
+
+def add_serve_parser(subparsers) -> None:
+    p = subparsers.add_parser("serve", help="serve the OpenAI-compatible API (SSE streaming)")
+    p.add_argument("--model", help="checkpoint directory; without it an embedded demo checkpoint is served")
+    p.add_argument("--served-model-name", help="the model name clients send (default: the --model argument)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--device", default="cpu", choices=["cpu", "nvidia"])
+    p.add_argument("--device-id", type=int, default=0)
+    p.add_argument("--ndev", type=int, default=1, help="devices for tensor parallelism (only 1 is implemented)")
+    p.add_argument("--dtype", default="bf16", choices=sorted(DTYPES))
+    p.add_argument("--max-batch", type=int, default=8, help="requests decoded together (= KV cache slots)")
+    p.add_argument("--max-model-len", type=int,
+                   help=f"context window per request (default: the checkpoint's, at most {DEFAULT_MAX_MODEL_LEN})")
+    p.add_argument("--max-step-tokens", type=int, default=512, help="tokens per batched step (prefill chunking)")
+    p.add_argument("--max-queue", type=int, default=256, help="waiting requests before new ones get 429")
+    p.add_argument("--max-body-bytes", type=int, default=8 * 1024 * 1024)
+    p.add_argument("--api-key", default=os.environ.get("INFINI_QWEN3_API_KEY"),
+                   help="require `Authorization: Bearer KEY` on /v1 routes (default: $INFINI_QWEN3_API_KEY)")
+    p.set_defaults(run=run_serve)
+
+
+def make_loader(args):
+    """What the server runs in the background at startup: the model, the engine, the service."""
+
+    def load():
+        from ..config import Qwen3Config
+        from ..engine import Engine
+        from ..model import Qwen3Model
+        from .service import Service, ServiceInfo
+
+        demo = args.model is None
+        if demo:
+            from ..demo_checkpoint import ensure_demo_checkpoint
+
+            log.warning("no --model given: serving the embedded DEMO checkpoint (tiny Qwen3, random weights, real "
+                        "Qwen3 tokenizer); its output is meaningless text")
+            model_dir = ensure_demo_checkpoint()
+        else:
+            model_dir = args.model
+        config = Qwen3Config.from_file(model_dir)
+        context = args.max_model_len or min(config.max_position_embeddings, DEFAULT_MAX_MODEL_LEN)
+        model = Qwen3Model(model_dir, device=args.device, device_id=args.device_id, ndev=args.ndev,
+                           dtype=args.dtype, kv_slots=args.max_batch, kv_slot_tokens=context,
+                           max_step_tokens=args.max_step_tokens)
+        engine = Engine(model, max_batch=args.max_batch, max_queue=args.max_queue)
+        engine.start()
+        name = args.served_model_name or (DEMO_NAME if demo else args.model)
+        return Service(model, engine, ServiceInfo(served_name=name, model_dir=str(model_dir), demo=demo))
+
+    return load
+
+
+def run_serve(args) -> int:
+    import uvicorn
+
+    from .app import ServerConfig, ServerState, create_app
+
+    if args.max_batch < 1 or args.max_step_tokens < 1 or (args.max_model_len is not None and args.max_model_len < 2):
+        raise ValueError("--max-batch and --max-step-tokens must be at least 1, --max-model-len at least 2")
+    state = ServerState(ServerConfig(api_key=args.api_key, max_body_bytes=args.max_body_bytes), loader=make_loader(args))
+    server = uvicorn.Server(uvicorn.Config(create_app(state), host=args.host, port=args.port, log_level="info",
+                                           timeout_graceful_shutdown=5))
+    failed = []
+
+    def stop_on_failure(exc: BaseException) -> None:
+        failed.append(exc)
+        server.should_exit = True
+
+    state.on_load_failure = stop_on_failure
+    log.info("listening on http://%s:%d (model loading in the background; /health answers 503 until ready)",
+             args.host, args.port)
+    server.run()
+    return 1 if failed else 0

@@ -1,0 +1,99 @@
+"""The model behind the HTTP layer: prompts from requests, limits, sampling defaults, and starting generations."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from ..engine import Engine
+from ..model import Qwen3Model, SamplingParams
+from ..tokenizer import TemplateError
+from .errors import bad_request, context_length_exceeded, model_not_found
+from .generation import ChoiceSpec, Generation
+from .protocol import ChatRequest, CompletionRequest, GenerationParams
+
+
+@dataclass
+class ServiceInfo:
+    served_name: str
+    model_dir: str
+    demo: bool = False  # the embedded demo checkpoint (random weights) is being served
+
+
+class Service:
+    def __init__(self, model: Qwen3Model, engine: Engine, info: ServiceInfo):
+        self.model, self.engine, self.info = model, engine, info
+        self.tokenizer = model.tokenizer
+        self.context_length = model.kv_slot_tokens
+        self.eos_token_ids = frozenset(model.defaults.eos_token_ids)
+
+    def check_model(self, name: str | None) -> None:
+        if name is not None and name != self.info.served_name:
+            raise model_not_found(name, self.info.served_name)
+
+    # -- prompts ---------------------------------------------------------------------------------------------
+    def chat_prompt(self, request: ChatRequest) -> list[int]:
+        try:
+            text = self.tokenizer.render_chat(request.messages, **request.template_kwargs)
+        except TemplateError as exc:
+            raise bad_request(str(exc), "messages") from None
+        return self._nonempty(self.tokenizer.encode(text), "messages")
+
+    def completion_prompts(self, request: CompletionRequest) -> list[list[int]]:
+        prompts = []
+        for prompt in request.prompts:
+            if isinstance(prompt, str):
+                prompts.append(self._nonempty(self.tokenizer.encode(prompt), "prompt"))
+                continue
+            bad = [t for t in prompt if t >= self.model.vocab_size]
+            if bad:
+                raise bad_request(f"Token id {bad[0]} is outside the vocabulary ({self.model.vocab_size}).",
+                                  "prompt")
+            prompts.append(self._nonempty(list(prompt), "prompt"))
+        return prompts
+
+    @staticmethod
+    def _nonempty(ids: list[int], param: str) -> list[int]:
+        if not ids:
+            raise bad_request("The prompt is empty.", param)
+        return ids
+
+    # -- limits and sampling ---------------------------------------------------------------------------------
+    def max_tokens_for(self, prompt: list[int], params: GenerationParams, param: str) -> int:
+        """The request's budget, or the rest of the context window; refuses what cannot fit (as vLLM does)."""
+        room = self.context_length - len(prompt)
+        if room < 1:
+            raise context_length_exceeded(
+                f"This model's maximum context length is {self.context_length} tokens; the prompt has "
+                f"{len(prompt)} tokens, which leaves no room for a completion.", param)
+        if params.max_tokens is None:
+            return room
+        if params.max_tokens > room:
+            raise context_length_exceeded(
+                f"This model's maximum context length is {self.context_length} tokens. However, you requested "
+                f"{len(prompt) + params.max_tokens} tokens ({len(prompt)} in the prompt, {params.max_tokens} for "
+                f"the completion). Please reduce the prompt or the completion length.", param)
+        return params.max_tokens
+
+    def sampling_for(self, params: GenerationParams) -> SamplingParams:
+        """Request values where given, else the checkpoint's generation_config.json."""
+        defaults = self.model.defaults.sampling
+        return SamplingParams(
+            temperature=defaults.temperature if params.temperature is None else params.temperature,
+            top_k=defaults.top_k if params.top_k is None else params.top_k,
+            top_p=defaults.top_p if params.top_p is None else params.top_p,
+        )
+
+    def start(self, kind: str, prompts: list[list[int]], params: GenerationParams, param: str) -> Generation:
+        """kind "chatcmpl" or "cmpl": the id prefix. Choice i * n + j is choice j of prompt i (OpenAI's order)."""
+        budgets = [self.max_tokens_for(p, params, param) for p in prompts]
+        bad_ids = [t for t in params.stop_token_ids if t >= self.model.vocab_size]
+        if bad_ids:
+            raise bad_request(f"Stop token id {bad_ids[0]} is outside the vocabulary.", "stop_token_ids")
+        specs = [ChoiceSpec(prompt, budget, j) for prompt, budget in zip(prompts, budgets) for j in range(params.n)]
+        generation = Generation(self.engine, self.tokenizer, f"{kind}-{uuid.uuid4().hex}", specs,
+                                self.sampling_for(params), stop=params.stop,
+                                stop_token_ids=self.eos_token_ids | frozenset(params.stop_token_ids),
+                                seed=params.seed)
+        generation.start()
+        return generation

@@ -1,0 +1,42 @@
+"""Stop strings over streamed text: the matched string and everything after it are never returned, and text
+that could still be the start of a stop string is held back until the next piece decides it."""
+
+from __future__ import annotations
+
+
+class StopFilter:
+    def __init__(self, stops: list[str]):
+        self.stops = [s for s in stops if s]
+        self.held = ""
+        self.stopped = False
+
+    def push(self, text: str) -> str:
+        """Adds decoded text; returns what may be sent now. After a match, `stopped` is True and nothing more
+        is returned."""
+        if self.stopped:
+            return ""
+        if not self.stops:
+            return text
+        buffer = self.held + text
+        match = min((i for i in (buffer.find(s) for s in self.stops) if i >= 0), default=-1)
+        if match >= 0:
+            self.stopped, self.held = True, ""
+            return buffer[:match]
+        keep = self._partial_match_length(buffer)
+        self.held = buffer[len(buffer) - keep:] if keep else ""
+        return buffer[:len(buffer) - keep]
+
+    def flush(self) -> str:
+        """Generation ended without a match: the held text is plain output."""
+        held, self.held = self.held, ""
+        return "" if self.stopped else held
+
+    def _partial_match_length(self, buffer: str) -> int:
+        """Length of the longest suffix of buffer that is a proper prefix of some stop string."""
+        longest = 0
+        for stop in self.stops:
+            for length in range(min(len(stop) - 1, len(buffer)), longest, -1):
+                if buffer.endswith(stop[:length]):
+                    longest = length
+                    break
+        return longest
