@@ -212,7 +212,7 @@ def _message(index: int, message) -> dict:
     if not isinstance(message, dict):
         raise bad_request(f"{where} must be an object.", "messages")
     role = message.get("role")
-    if role not in ROLES:
+    if not isinstance(role, str) or role not in ROLES:
         raise bad_request(f"{where}: `role` must be one of {sorted(ROLES)}; got {role!r}.", "messages")
     out: dict = {"role": "system" if role == "developer" else role}
     tool_calls = message.get("tool_calls") if role == "assistant" else None

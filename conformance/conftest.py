@@ -1,0 +1,60 @@
+"""Starts real servers (subprocesses on loopback) on the embedded demo checkpoint for the conformance suite.
+
+`main`: a roomy server (32 slots, 256-token context, 64 KiB body limit) most tests share.
+`guarded`: one slot, a queue of one and an API key, for the 429 and 401 cases."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+
+from .server_process import ServerProcess
+
+MODEL = "qwen3-demo"
+API_KEY = "conformance-secret"
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    process = ServerProcess("--max-batch", "32", "--max-model-len", "256", "--max-body-bytes", "65536",
+                            "--max-step-tokens", "256", log_path=tmp_path_factory.mktemp("server") / "main.log")
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def guarded_server(tmp_path_factory, server):  # after `server`: the demo checkpoint is already built
+    process = ServerProcess("--max-batch", "1", "--max-queue", "1", "--max-model-len", "4096",
+                            "--api-key", API_KEY, log_path=tmp_path_factory.mktemp("server") / "guarded.log")
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def client(server):
+    return openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="unused", max_retries=0, timeout=120)
+
+
+@pytest.fixture
+def async_client(server):
+    return openai.AsyncOpenAI(base_url=f"{server.base_url}/v1", api_key="unused", max_retries=0, timeout=120)
+
+
+@pytest.fixture
+def http(server):
+    with httpx.Client(base_url=server.base_url, timeout=120) as c:
+        yield c
+
+
+@pytest.fixture(autouse=True)
+def server_survives(request):
+    """After every test, whatever it sent: the servers it used are alive and healthy."""
+    yield
+    for name in ("server", "guarded_server"):
+        if name in request.fixturenames:
+            process = request.getfixturevalue(name)
+            assert process.alive(), f"the server died:\n{process.log()[-4000:]}"
+            assert httpx.get(f"{process.base_url}/health", timeout=10).status_code == 200

@@ -1,0 +1,127 @@
+"""Every bad input gets the OpenAI error body with the right status, never a 5xx, and the server keeps serving."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+from .conftest import MODEL
+
+CHAT = "/v1/chat/completions"
+COMPLETIONS = "/v1/completions"
+OK_MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+def assert_openai_error(response, status: int, param=..., code=...):
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert isinstance(error["message"], str) and error["message"]
+    assert error["type"] == ("invalid_request_error" if status < 500 and status != 429 else error["type"])
+    if param is not ...:
+        assert error["param"] == param
+    if code is not ...:
+        assert error["code"] == code
+    return error
+
+
+def chat(**fields):
+    return {"model": MODEL, "messages": OK_MESSAGES, "max_tokens": 2, **fields}
+
+
+BAD_CHAT = [
+    ({"model": MODEL}, "messages"),
+    (chat(messages=[]), "messages"),
+    (chat(messages="hi"), "messages"),
+    (chat(messages=[{"role": "wizard", "content": "hi"}]), "messages"),
+    (chat(messages=[{"role": "user"}]), "messages"),
+    (chat(messages=[{"role": "user", "content": 5}]), "messages"),
+    (chat(messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]), "messages"),
+    (chat(messages=["hi"]), "messages"),
+    (chat(temperature=2.5), "temperature"),
+    (chat(temperature=-0.1), "temperature"),
+    (chat(temperature="hot"), "temperature"),
+    (chat(top_p=0), "top_p"),
+    (chat(top_p=1.5), "top_p"),
+    (chat(top_k=-2), "top_k"),
+    (chat(n=0), "n"),
+    (chat(n=1000), "n"),
+    (chat(max_tokens=0), "max_tokens"),
+    (chat(max_tokens=2.5), "max_tokens"),
+    (chat(max_tokens=True), "max_tokens"),
+    (chat(max_completion_tokens=-1), "max_completion_tokens"),
+    (chat(presence_penalty=3), "presence_penalty"),
+    (chat(frequency_penalty=-2.5), "frequency_penalty"),
+    (chat(stop=["a", "b", "c", "d", "e"]), "stop"),
+    (chat(stop=""), "stop"),
+    (chat(stop=[1, 2]), "stop"),
+    (chat(seed="x"), "seed"),
+    (chat(stream="yes"), "stream"),
+    (chat(stream_options={"include_usage": True}), "stream_options"),
+    (chat(stream=True, stream_options=[]), "stream_options"),
+    (chat(chat_template_kwargs={"enable_thinking": "no"}), "chat_template_kwargs"),
+    (chat(chat_template_kwargs=[1]), "chat_template_kwargs"),
+    (chat(model=42), "model"),
+    (chat(logit_bias={"1": 5}), "logit_bias"),
+    (chat(logprobs=True), "logprobs"),
+    (chat(tools=[{"type": "function", "function": {"name": "f"}}]), "tools"),
+]
+
+
+@pytest.mark.parametrize("body,param", BAD_CHAT, ids=[p + str(i) for i, (_, p) in enumerate(BAD_CHAT)])
+def test_invalid_chat_bodies_are_400_naming_the_field(http, body, param):
+    assert_openai_error(http.post(CHAT, json=body), 400, param=param)
+
+
+@pytest.mark.parametrize("body,param", [
+    ({"model": MODEL}, "prompt"),
+    ({"prompt": ""}, "prompt"),
+    ({"prompt": []}, "prompt"),
+    ({"prompt": [1, "a"]}, "prompt"),
+    ({"prompt": [-1]}, "prompt"),
+    ({"prompt": [999999999]}, "prompt"),
+    ({"prompt": {"text": "a"}}, "prompt"),
+    ({"prompt": "a", "echo": "yes"}, "echo"),
+    ({"prompt": "a", "best_of": 3}, "best_of"),
+    ({"prompt": "a", "suffix": "b"}, "suffix"),
+    ({"prompt": "a", "stop_token_ids": [999999999]}, "stop_token_ids"),
+])
+def test_invalid_completion_bodies_are_400(http, body, param):
+    assert_openai_error(http.post(COMPLETIONS, json=body), 400, param=param)
+
+
+@pytest.mark.parametrize("raw", [b"{", b"not json", b"[1, 2]", b"", b"\xff\xfe", b'"text"', b"null"])
+def test_malformed_json_is_400(http, raw):
+    assert_openai_error(http.post(CHAT, content=raw, headers={"content-type": "application/json"}), 400)
+
+
+def test_unknown_model_is_404(http):
+    assert_openai_error(http.post(CHAT, json=chat(model="gpt-4o")), 404, param="model", code="model_not_found")
+
+
+def test_context_length_exceeded(http):
+    long_prompt = [{"role": "user", "content": "word " * 400}]  # --max-model-len 256
+    assert_openai_error(http.post(CHAT, json=chat(messages=long_prompt)), 400, param="messages",
+                        code="context_length_exceeded")
+    assert_openai_error(http.post(CHAT, json=chat(max_tokens=250)), 400, param="messages",
+                        code="context_length_exceeded")
+    assert_openai_error(http.post(COMPLETIONS, json={"prompt": "hi", "max_tokens": 1000}), 400, param="prompt",
+                        code="context_length_exceeded")
+
+
+def test_oversized_body_is_413(http):
+    body = chat(messages=[{"role": "user", "content": "x" * 70_000}])  # --max-body-bytes 65536
+    assert_openai_error(http.post(CHAT, json=body), 413)
+
+
+def test_unknown_route_and_method_use_the_error_shape(http):
+    assert http.get("/v1/nothing-here").json()["error"]["code"] == "not_found"
+    assert http.get(CHAT).status_code == 405 and "error" in http.get(CHAT).json()
+
+
+def test_sdk_raises_bad_request_error(client):
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model=MODEL, messages=OK_MESSAGES, temperature=5)
+    assert info.value.status_code == 400 and "temperature" in str(info.value)
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="nope", messages=OK_MESSAGES)
