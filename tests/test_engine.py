@@ -68,7 +68,7 @@ def test_more_requests_than_slots_all_finish_with_the_tokens_they_get_alone(chec
             collectors.append(c)
         for c in collectors:
             assert c.done.wait(60)
-        assert engine.stats == {"running": 0, "waiting": 0, "free_slots": 2}
+        assert engine.stats == {"running": 0, "waiting": 0, "slots": 2, "free_slots": 2, "kv_tokens": 0, "kv_usage": 0.0}
     finally:
         engine.shutdown()
         model.close()
