@@ -4,6 +4,8 @@
 # on the device and the throughput benchmark, and write the results for `python -m harness.report`.
 # Works offline: wheels missing from the machine's Python can be carried in .whl/ (see ci/platform_wheels.sh).
 #   usage: bash ci/platform.sh [cpu|nvidia] [extra pytest args for the parity run]
+#   env:   INFINI_QWEN3_RESULTS (default build/results/DEVICE), INFINI_QWEN3_CONFORMANCE_ARGS (extra pytest args),
+#          INFINI_QWEN3_BENCH_ARGS (replace the benchmark's shape arguments), INFINI_CUDA_ARCH (default sm_90)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DEVICE="${1:-cpu}"; shift || true
@@ -13,7 +15,11 @@ mkdir -p "$RESULTS"
 : > "$RESULTS/stages.txt"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
-if compgen -G ".whl/*.whl" >/dev/null; then
+has_everything() {
+    "$PY" -c "import starlette, uvicorn, openai" 2>/dev/null &&
+        { command -v xmake >/dev/null || [ -x "$(dirname "$("$PY" -c 'import sys; print(sys.executable)')")/xmake" ]; }
+}
+if ! has_everything && compgen -G ".whl/*.whl" >/dev/null; then
     SITE=/tmp/infini-qwen3-site
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/*.whl || exit 1
     export PYTHONPATH="$PYTHONPATH:$SITE" PATH="$SITE/bin:$PATH"
@@ -49,10 +55,19 @@ stage parity "$PY" -m pytest -q -p no:cacheprovider harness/parity/test_infiniop
     tests/test_engine.py \
     --junitxml="$RESULTS/parity.xml" "$@"
 
-if compgen -G "conformance/test_*.py" >/dev/null; then
-    stage conformance "$PY" -m pytest -q -p no:cacheprovider conformance --junitxml="$RESULTS/conformance.xml"
+# shellcheck disable=SC2086  # the *_ARGS variables are word lists on purpose
+stage conformance "$PY" -m pytest -q -p no:cacheprovider conformance --junitxml="$RESULTS/conformance.xml" \
+    ${INFINI_QWEN3_CONFORMANCE_ARGS:-}
+
+# Full Qwen3-1.7B shapes on a GPU; small shapes on the CPU, whose InfiniCore GEMM is a naive loop.
+if [ "$DEVICE" = cpu ]; then
+    DEFAULT_BENCH="--config small --prefill 1x256,4x128 --decode 1x32,8x32 --streams 1,8 --stream-tokens 32 --repeats 2"
+else
+    DEFAULT_BENCH="--config qwen3-1.7b"
 fi
-if [ -f harness/bench/__main__.py ]; then
-    stage bench "$PY" -m harness.bench throughput --device "$DEVICE" --out "$RESULTS/bench.json"
-fi
+stage bench "$PY" -m harness.bench throughput --device "$DEVICE" --dtype bf16 --out "$RESULTS/bench.json" \
+    ${INFINI_QWEN3_BENCH_ARGS:-$DEFAULT_BENCH}
+
+"$PY" -m harness.report --results "$RESULTS" --summary
+echo "merge into the README with: python -m harness.report --results $RESULTS --write"
 exit "$status"

@@ -24,11 +24,11 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, *args: str, log_path: Path):
+    def __init__(self, *args: str, log_path: Path, device: str = TEST_DEVICE):
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         # On the platform harness the server runs on the device under test (INFINI_QWEN3_TEST_DEVICE).
-        self.args = ["--port", str(self.port), "--device", TEST_DEVICE, *args]
+        self.args = ["--port", str(self.port), "--device", device, *args]
         self.log_path = log_path
         self.health_seen: list[int] = []  # /health statuses while starting: 503 (loading) before 200
         self.process: subprocess.Popen | None = None

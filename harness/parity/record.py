@@ -4,17 +4,12 @@ Layers are folded together (layers.3.q_norm counts as q_norm): the report shows 
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
-from infini_qwen3.build import BUILD_ROOT
+from harness.results import results_dir, run_metadata
 
 _LAYER = re.compile(r"^layers\.\d+\.")
-
-
-def results_dir(device: str) -> Path:
-    return Path(os.environ.get("INFINI_QWEN3_RESULTS") or BUILD_ROOT / "results" / device)
 
 
 class ParityRecord:
@@ -35,5 +30,5 @@ class ParityRecord:
             return None
         out = results_dir(device) / "parity.json"
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"device": device, "worst": self.worst, "limits": self.limits}, indent=1))
+        out.write_text(json.dumps({**run_metadata(device), "worst": self.worst, "limits": self.limits}, indent=1))
         return out

@@ -1,0 +1,160 @@
+"""python -m harness.bench throughput [--model DIR | --config tiny|small|qwen3-1.7b] [--device cpu|nvidia]
+[--dtype bf16] [--quick] [--out FILE.json]
+
+Runs this project and transformers on the same random-weight checkpoint, same device and dtype, in this one
+process run (then the server with concurrent openai clients), and writes JSON plus a Markdown table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+from pathlib import Path
+
+from harness.results import run_metadata
+from infini_qwen3.build import BUILD_ROOT
+from infini_qwen3.model import Qwen3Model
+from infini_qwen3.weights import checkpoint_bytes
+
+from . import configs, measure
+from .tables import markdown
+
+def parse_shapes(text: str) -> list[measure.Shape]:
+    """"1x1024,8x512" -> [Shape(1, 1024), Shape(8, 512)]"""
+    shapes = []
+    for item in text.split(","):
+        batch, tokens = item.lower().split("x")
+        shapes.append(measure.Shape(int(batch), int(tokens)))
+    return shapes
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m harness.bench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("throughput", help="prefill/decode/serving throughput against transformers")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--model", help="an existing checkpoint directory")
+    source.add_argument("--config", choices=sorted(configs.CONFIGS), default="small",
+                        help="build a random checkpoint of these shapes")
+    p.add_argument("--device", default="cpu", choices=["cpu", "nvidia"])
+    p.add_argument("--dtype", default="bf16", choices=["bf16", "f16", "f32"])
+    p.add_argument("--prefill", default="1x1024,8x512", help="batch x prompt tokens, comma separated")
+    p.add_argument("--decode", default="1x128,8x128,32x128", help="batch x new tokens, comma separated")
+    p.add_argument("--streams", default="1,8,32", help="concurrent streaming clients through the server")
+    p.add_argument("--stream-tokens", type=int, default=64)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--quick", action="store_true", help="small shapes and one repeat (CI's sanity run)")
+    p.add_argument("--skip-transformers", action="store_true")
+    p.add_argument("--skip-server", action="store_true")
+    p.add_argument("--out", type=Path, help="JSON result (a .md table is written beside it)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.prefill, args.decode, args.streams, args.stream_tokens, args.repeats = "1x128,4x64", "1x16,8x16", \
+            "1,8", 16, 1
+    return args
+
+
+def run_info(args, model_dir: Path) -> dict:
+    return {**run_metadata(args.device), "config": args.model or args.config, "model_dir": str(model_dir),
+            "dtype": args.dtype, "shape": None if args.model else configs.describe(args.config)}
+
+
+def peak_host_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def device_used_mib(device: str) -> float | None:
+    if device != "nvidia":
+        return None
+    import torch
+
+    free, total = torch.cuda.mem_get_info()
+    return (total - free) / 2**20
+
+
+def run_ours(args, model_dir: Path, prefill, decode) -> tuple[dict, dict, float]:
+    slots = max([s.batch for s in prefill + decode])
+    context = max([s.tokens for s in prefill] + [16 + s.tokens for s in decode])
+    step_tokens = max(s.batch * s.tokens for s in prefill)
+    with Qwen3Model(model_dir, device=args.device, dtype=args.dtype, kv_slots=slots, kv_slot_tokens=context,
+                    max_step_tokens=step_tokens) as model:
+        pre = {(s.batch, s.tokens): measure.ours_prefill(model, s, args.repeats) for s in prefill}
+        dec = {(s.batch, s.tokens): measure.ours_decode(model, s, args.repeats) for s in decode}
+        used = device_used_mib(args.device)
+    return pre, dec, used
+
+
+def run_transformers(args, model_dir: Path, prefill, decode) -> tuple[dict, dict, float | None]:
+    reference = measure.Reference(model_dir, args.device, args.dtype)
+    pre = {(s.batch, s.tokens): reference.prefill(s, args.repeats) for s in prefill}
+    dec = {(s.batch, s.tokens): reference.decode(s, args.repeats) for s in decode}
+    peak = None
+    if args.device == "nvidia":
+        peak = reference.torch.cuda.max_memory_allocated() / 2**20
+    del reference
+    return pre, dec, peak
+
+
+def rows(ours: dict, theirs: dict) -> list[dict]:
+    out = []
+    for (batch, tokens), value in ours.items():
+        other = theirs.get((batch, tokens))
+        out.append({"batch": batch, "tokens": tokens, "ours": value, "transformers": other,
+                    "ratio": value / other if other else None})
+    return out
+
+
+def throughput(args) -> dict:
+    prefill, decode = parse_shapes(args.prefill), parse_shapes(args.decode)
+    work = Path(tempfile.mkdtemp(prefix="bench-"))
+    model_dir = Path(args.model) if args.model else configs.build(args.config, BUILD_ROOT / "bench", args.dtype)
+    result = run_info(args, model_dir)
+    print(f"[bench] {result['config']} on {result['device_name']} ({args.dtype})", flush=True)
+
+    ours_pre, ours_dec, ours_device = run_ours(args, model_dir, prefill, decode)
+    memory = {"host_peak_after_ours": peak_host_mib(), "device_used_by_ours": ours_device}
+    theirs_pre, theirs_dec = {}, {}
+    if not args.skip_transformers:
+        theirs_pre, theirs_dec, their_device = run_transformers(args, model_dir, prefill, decode)
+        memory.update({"host_peak_after_transformers": peak_host_mib(), "device_peak_of_transformers": their_device})
+    result.update(prefill=rows(ours_pre, theirs_pre), decode=rows(ours_dec, theirs_dec), memory=memory)
+
+    batch1 = next((r for r in result["decode"] if r["batch"] == 1), None)
+    if batch1:
+        weight_bytes = checkpoint_bytes(model_dir) * {"f32": 4, "bf16": 2, "f16": 2}[args.dtype] // \
+            max(1, _stored_bytes_per_param(model_dir))
+        bandwidth = measure.copy_bandwidth(args.device)
+        floor = weight_bytes / bandwidth
+        result["bandwidth"] = {"weight_bytes": weight_bytes, "copy_bytes_per_s": bandwidth, "floor_s_per_token": floor,
+                               "ours_s_per_token": 1 / batch1["ours"], "fraction": floor * batch1["ours"]}
+    if not args.skip_server:
+        from .serving import serve_and_measure
+
+        streams = [int(n) for n in args.streams.split(",")]
+        result["serving"] = serve_and_measure(model_dir, args.device, args.dtype, streams, args.stream_tokens, work)
+    return result
+
+
+def _stored_bytes_per_param(model_dir: Path) -> int:
+    raw = json.loads((model_dir / "config.json").read_text())
+    stored = raw.get("torch_dtype") or raw.get("dtype") or "float32"
+    return {"float32": 4, "bfloat16": 2, "float16": 2}.get(stored, 4)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    result = throughput(args)
+    table = markdown(result)
+    print(table)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1))
+        args.out.with_suffix(".md").write_text(table)
+        print(f"[bench] wrote {args.out} and {args.out.with_suffix('.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""Named model shapes for benchmarks. Weights are random (made with transformers); only the shapes matter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from infini_qwen3.demo_checkpoint import tiny_config
+
+# Qwen3-1.7B's published shapes (config.json of Qwen/Qwen3-1.7B).
+QWEN3_1_7B = dict(hidden_size=2048, intermediate_size=6144, num_hidden_layers=28, num_attention_heads=16,
+                  num_key_value_heads=8, head_dim=128, max_position_embeddings=40960, tie_word_embeddings=True)
+SMALL = dict(hidden_size=256, intermediate_size=768, num_hidden_layers=4, num_attention_heads=8,
+             num_key_value_heads=4, head_dim=32)
+
+CONFIGS = {"tiny": {}, "small": SMALL, "qwen3-1.7b": QWEN3_1_7B}
+
+
+def build(name: str, root: Path, dtype: str) -> Path:
+    """The checkpoint for a named shape, built once under root (transformers random init, saved in dtype)."""
+    from harness.fixtures.checkpoints import checkpoint
+
+    torch_dtype = {"bf16": "bfloat16", "f16": "float16", "f32": "float32"}[dtype]
+    return checkpoint(root, dtype=torch_dtype, init_std=0.02, **CONFIGS[name])
+
+
+def describe(name: str) -> dict:
+    shape = tiny_config(**CONFIGS[name])
+    return {k: shape[k] for k in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                                  "num_key_value_heads", "head_dim", "vocab_size")}

@@ -1,0 +1,129 @@
+"""Timings of this project's model and of transformers on the same checkpoint, device and dtype.
+
+Honest by construction: a warm-up run is excluded, each figure is the median of `repeats` runs, and the
+device is synchronized before a clock is read (our steps return sampled tokens to the host, which waits for
+the device; transformers is synchronized explicitly)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from infini_qwen3.model import Qwen3Model, SamplingParams, StepRequest
+
+GREEDY = SamplingParams(temperature=0.0)
+TORCH_DTYPES = {"bf16": "bfloat16", "f16": "float16", "f32": "float32"}
+
+
+@dataclass
+class Shape:
+    batch: int
+    tokens: int  # prompt length (prefill) or new tokens (decode)
+
+
+def median_time(run: Callable[[], float | None], repeats: int) -> float:
+    """run() returns its own duration (or None: then it is timed whole); warm-up excluded."""
+    run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        measured = run()
+        times.append(measured if measured is not None else time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def prompts(batch: int, length: int, vocab: int, seed: int = 0) -> list[list[int]]:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, min(vocab, 150000), size=(batch, length)).tolist()
+
+
+# -- this project ---------------------------------------------------------------------------------------------
+def ours_prefill(model: Qwen3Model, shape: Shape, repeats: int) -> float:
+    """Tokens/s of one step that prefills `batch` prompts of `tokens` tokens (and samples one token each)."""
+    batch = prompts(shape.batch, shape.tokens, model.vocab_size)
+    requests = [StepRequest(p, 0, slot, GREEDY) for slot, p in enumerate(batch)]
+
+    def run() -> None:
+        model.infer(requests)
+
+    return shape.batch * shape.tokens / median_time(run, repeats)
+
+
+def ours_decode(model: Qwen3Model, shape: Shape, repeats: int, prompt_len: int = 16) -> float:
+    """Tokens/s of `tokens` greedy decode steps over `batch` running requests (the prefill is not timed)."""
+    batch = prompts(shape.batch, prompt_len, model.vocab_size, seed=1)
+
+    def run() -> float:
+        last = model.infer([StepRequest(p, 0, slot, GREEDY) for slot, p in enumerate(batch)])
+        start = time.perf_counter()
+        for step in range(shape.tokens - 1):
+            last = model.infer([StepRequest([t], prompt_len + step, slot, GREEDY) for slot, t in enumerate(last)])
+        return time.perf_counter() - start
+
+    return shape.batch * (shape.tokens - 1) / median_time(run, repeats)
+
+
+# -- transformers ---------------------------------------------------------------------------------------------
+class Reference:
+    def __init__(self, model_dir, device: str, dtype: str):
+        import torch
+        from transformers import Qwen3ForCausalLM
+
+        self.torch = torch
+        self.device = "cuda" if device == "nvidia" else "cpu"
+        self.model = Qwen3ForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, TORCH_DTYPES[dtype]))
+        self.model = self.model.to(self.device).eval()
+
+    def sync(self) -> None:
+        if self.device == "cuda":
+            self.torch.cuda.synchronize()
+
+    def _ids(self, batch: int, length: int, seed: int):
+        return self.torch.tensor(prompts(batch, length, self.model.config.vocab_size, seed), device=self.device)
+
+    def prefill(self, shape: Shape, repeats: int) -> float:
+        ids = self._ids(shape.batch, shape.tokens, 0)
+
+        def run():
+            with self.torch.no_grad():
+                self.model(ids, logits_to_keep=1)  # last-position logits only, as ours computes
+            self.sync()
+
+        return shape.batch * shape.tokens / median_time(run, repeats)
+
+    def decode(self, shape: Shape, repeats: int, prompt_len: int = 16) -> float:
+        """generate() with exactly `tokens` greedy new tokens, minus the prefill of the same prompts."""
+        ids = self._ids(shape.batch, prompt_len, 1)
+        kwargs = dict(do_sample=False, pad_token_id=0, eos_token_id=None)
+
+        def generate(new_tokens: int):
+            with self.torch.no_grad():
+                self.model.generate(ids, max_new_tokens=new_tokens, min_new_tokens=new_tokens, **kwargs)
+            self.sync()
+
+        first = median_time(lambda: generate(1), repeats)  # prefill + one sampled token
+        total = median_time(lambda: generate(shape.tokens), repeats)
+        return shape.batch * (shape.tokens - 1) / max(total - first, 1e-9)
+
+
+# -- the bandwidth floor --------------------------------------------------------------------------------------
+def copy_bandwidth(device: str, nbytes: int = 1 << 30) -> float:
+    """Bytes moved per second (read + write) by a plain device copy of nbytes."""
+    if device == "nvidia":
+        import torch
+
+        src = torch.empty(nbytes, dtype=torch.uint8, device="cuda")
+        dst = torch.empty_like(src)
+
+        def run():
+            dst.copy_(src)
+            torch.cuda.synchronize()
+
+        return 2 * nbytes / median_time(run, 5)
+    src = np.ones(nbytes // 8, dtype=np.float64)
+    dst = np.empty_like(src)
+    return 2 * src.nbytes / median_time(lambda: np.copyto(dst, src), 3)

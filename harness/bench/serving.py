@@ -1,0 +1,63 @@
+"""Through the server: N concurrent streaming openai clients; time to first token, inter-token latency and
+output tokens/s, as a user of the endpoint sees them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import numpy as np
+
+from conformance.server_process import ServerProcess
+
+PROMPT = "Benchmark prompt: describe the InfiniCore operator library in detail. " * 4
+
+
+async def one_stream(client, model: str, max_tokens: int, seed: int) -> dict:
+    start = time.perf_counter()
+    arrivals, tokens = [], 0
+    stream = await client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": PROMPT}], max_tokens=max_tokens, stream=True,
+        stream_options={"include_usage": True}, temperature=0.0, seed=seed)
+    async for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            arrivals.append(time.perf_counter())
+        if chunk.usage:
+            tokens = chunk.usage.completion_tokens
+    return {"ttft": arrivals[0] - start if arrivals else None, "itl": np.diff(arrivals).tolist(), "tokens": tokens}
+
+
+async def concurrent(client, model: str, streams: int, max_tokens: int) -> dict:
+    start = time.perf_counter()
+    results = await asyncio.gather(*(one_stream(client, model, max_tokens, i) for i in range(streams)))
+    wall = time.perf_counter() - start
+    ttfts = [r["ttft"] for r in results if r["ttft"] is not None]
+    itls = [x for r in results for x in r["itl"]]
+
+    def pct(values, q):
+        return float(np.percentile(values, q)) if values else None
+
+    return {"streams": streams, "ttft_p50": pct(ttfts, 50), "ttft_p95": pct(ttfts, 95), "itl_p50": pct(itls, 50),
+            "itl_p95": pct(itls, 95), "output_tokens_per_s": sum(r["tokens"] for r in results) / wall}
+
+
+def serve_and_measure(model_dir: Path, device: str, dtype: str, stream_counts: list[int], max_tokens: int,
+                      log_dir: Path) -> list[dict]:
+    context = 512 + max_tokens
+    server = ServerProcess("--model", str(model_dir), "--served-model-name", "bench", "--dtype", dtype,
+                           "--max-batch", str(max(stream_counts)), "--max-model-len", str(context),
+                           "--max-step-tokens", "2048", device=device, log_path=log_dir / "bench-server.log")
+    server.start()
+    try:
+        return asyncio.run(measure_all(server.base_url, stream_counts, max_tokens))
+    finally:
+        server.stop()
+
+
+async def measure_all(base_url: str, stream_counts: list[int], max_tokens: int) -> list[dict]:
+    import openai
+
+    async with openai.AsyncOpenAI(base_url=f"{base_url}/v1", api_key="bench", max_retries=0, timeout=3600) as client:
+        await concurrent(client, "bench", 1, 4)  # warm-up: descriptors, caches
+        return [await concurrent(client, "bench", n, max_tokens) for n in stream_counts]

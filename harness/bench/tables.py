@@ -1,0 +1,42 @@
+"""Markdown tables of a throughput result (the JSON written by `python -m harness.bench throughput`)."""
+
+from __future__ import annotations
+
+
+def _num(value, digits: int = 1) -> str:
+    if value is None:
+        return "–"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}f}"
+
+
+def _ms(value) -> str:
+    return "–" if value is None else f"{value * 1000:.1f}"
+
+
+def markdown(result: dict) -> str:
+    lines = [f"**{result['config']}** on {result['device_name']} ({result['dtype']}), "
+             f"{result['date']}, commit {result['commit'][:10]}", "",
+             "| step | batch × tokens | infini-qwen3 tokens/s | transformers tokens/s | ratio |",
+             "|---|---|---|---|---|"]
+    for kind in ("prefill", "decode"):
+        for row in result.get(kind, []):
+            lines.append(f"| {kind} | {row['batch']} × {row['tokens']} | {_num(row['ours'])} | "
+                         f"{_num(row.get('transformers'))} | {_num(row.get('ratio'), 2)} |")
+    if result.get("serving"):
+        lines += ["", "| concurrent streams | TTFT p50 / p95 (ms) | inter-token p50 / p95 (ms) | output tokens/s |",
+                  "|---|---|---|---|"]
+        for row in result["serving"]:
+            lines.append(f"| {row['streams']} | {_ms(row['ttft_p50'])} / {_ms(row['ttft_p95'])} | "
+                         f"{_ms(row['itl_p50'])} / {_ms(row['itl_p95'])} | {_num(row['output_tokens_per_s'])} |")
+    bw = result.get("bandwidth")
+    if bw:
+        lines += ["", f"Batch-1 decode bandwidth floor: {bw['weight_bytes'] / 2**20:,.0f} MiB of weights / "
+                      f"{bw['copy_bytes_per_s'] / 1e9:.1f} GB/s copy bandwidth = {_ms(bw['floor_s_per_token'])} ms per "
+                      f"token; measured {_ms(bw['ours_s_per_token'])} ms, {bw['fraction'] * 100:.1f}% of the floor's speed."]
+    memory = result.get("memory")
+    if memory:
+        parts = [f"{k.replace('_', ' ')}: {v:,.0f} MiB" for k, v in memory.items() if v is not None]
+        lines += ["", "Memory — " + "; ".join(parts) + "."]
+    return "\n".join(lines) + "\n"

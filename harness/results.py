@@ -1,0 +1,35 @@
+"""Where harness results go (build/results/<device>/, or $INFINI_QWEN3_RESULTS) and the metadata every result
+carries, so that `python -m harness.report` can say where and when a number was measured."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from infini_qwen3.build import BUILD_ROOT
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def results_dir(device: str) -> Path:
+    return Path(os.environ.get("INFINI_QWEN3_RESULTS") or BUILD_ROOT / "results" / device)
+
+
+def run_metadata(device: str) -> dict:
+    """Where and when results were made: device name, UTC date, commit, torch/transformers versions."""
+    import datetime
+    import os
+    import subprocess
+
+    import torch
+    import transformers
+
+    name = f"CPU ({os.cpu_count()} cores)"
+    if device == "nvidia" and torch.cuda.is_available():
+        name = torch.cuda.get_device_name(0)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO,
+                            capture_output=True, text=True).stdout.strip()
+    return {"device": device, "device_name": name,
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "commit": commit or "unknown",
+            "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "infinicore": "0.1.0"}}
