@@ -33,6 +33,24 @@ def guarded_server(tmp_path_factory, server):  # after `server`: the demo checkp
     process.stop()
 
 
+@pytest.fixture(scope="session")
+def scripted_server(tmp_path_factory):
+    """The scripted checkpoint (harness/fixtures/scripted.py): it answers with a think block and a tool call."""
+    from harness.fixtures.scripted import scripted_checkpoint
+
+    process = ServerProcess("--model", str(scripted_checkpoint()), "--served-model-name", "scripted",
+                            "--max-batch", "4", "--max-model-len", "512",
+                            log_path=tmp_path_factory.mktemp("server") / "scripted.log")
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def scripted(scripted_server):
+    return openai.OpenAI(base_url=f"{scripted_server.base_url}/v1", api_key="unused", max_retries=0, timeout=120)
+
+
 @pytest.fixture
 def client(server):
     return openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="unused", max_retries=0, timeout=120)
@@ -53,7 +71,7 @@ def http(server):
 def server_survives(request):
     """After every test, whatever it sent: the servers it used are alive and healthy."""
     yield
-    for name in ("server", "guarded_server"):
+    for name in ("server", "guarded_server", "scripted_server"):
         if name in request.fixturenames:
             process = request.getfixturevalue(name)
             assert process.alive(), f"the server died:\n{process.log()[-4000:]}"

@@ -64,7 +64,17 @@ BAD_CHAT = [
     (chat(model=42), "model"),
     (chat(logit_bias={"1": 5}), "logit_bias"),
     (chat(logprobs=True), "logprobs"),
-    (chat(tools=[{"type": "function", "function": {"name": "f"}}]), "tools"),
+    (chat(tools="get_weather"), "tools"),
+    (chat(tools=[{"type": "function"}]), "tools"),
+    (chat(tools=[{"type": "function", "function": {"name": ""}}]), "tools"),
+    (chat(tools=[{"type": "retrieval", "function": {"name": "f"}}]), "tools"),
+    (chat(tools=[{"type": "function", "function": {"name": "f", "parameters": "none"}}]), "tools"),
+    (chat(tool_choice="required"), "tool_choice"),
+    (chat(tools=[{"type": "function", "function": {"name": "f"}}], tool_choice="sometimes"), "tool_choice"),
+    (chat(tools=[{"type": "function", "function": {"name": "f"}}],
+          tool_choice={"type": "function", "function": {"name": "g"}}), "tool_choice"),
+    (chat(messages=[{"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": 3}}]}]),
+     "messages"),
 ]
 
 

@@ -23,7 +23,8 @@ from .errors import APIError
 from .generation import Generation, GenerationFailed
 from .metrics import Metrics
 from .protocol import parse_chat, parse_completion, parse_json
-from .responses import SSE_DONE, ChunkMaker, chat_completion, sse, text_completion
+from .chat_output import ChatOutput, ChatPiece
+from .responses import SSE_DONE, ChunkMaker, chat_completion, chat_message, sse, text_completion
 from .service import Service
 
 log = logging.getLogger("infini_qwen3.server")
@@ -94,15 +95,27 @@ class Job:
     stream: bool
     include_usage: bool
     echo_texts: list[str] | None  # completions with echo: the prompt text of each choice
+    outputs: list[ChatOutput] | None = None  # chat: each choice's reasoning / tool-call parser
+    reasoning: bool = False  # chat messages carry reasoning_content
     created: int = field(default_factory=lambda: int(time.time()))
+
+    def finish_reason(self, index: int, reason: str) -> str:
+        """A chat choice that called tools and ended by itself finishes with "tool_calls", as OpenAI's do."""
+        if self.outputs is not None and reason == "stop" and self.outputs[index].called_tools:
+            return "tool_calls"
+        return reason
 
 
 def start_job(state: ServerState, body: dict, chat: bool) -> Job:
     service = state.ready()
+    outputs = None
     if chat:
         request = parse_chat(body)
         service.check_model(request.model)
-        prompts, param, echo = [service.chat_prompt(request)], "messages", None
+        prompt = service.chat_prompt(request)
+        prompts, param, echo = [prompt.ids], "messages", None
+        parse_tools = request.tools is not None and request.tool_choice != "none"
+        outputs = [prompt.output(parse_tools) for _ in range(request.params.n)]
     else:
         request = parse_completion(body)
         service.check_model(request.model)
@@ -111,7 +124,8 @@ def start_job(state: ServerState, body: dict, chat: bool) -> Job:
                 if request.echo else None)
     params = request.params
     generation = service.start("chatcmpl" if chat else "cmpl", prompts, params, param)
-    return Job(generation, chat, service.info.served_name, params.stream, params.include_usage, echo)
+    return Job(generation, chat, service.info.served_name, params.stream, params.include_usage, echo, outputs,
+               reasoning=chat and service.info.reasoning_parser is not None)
 
 
 def finish_log(state: ServerState, job: Job, outcome: str) -> None:
@@ -138,12 +152,22 @@ async def stream_job(state: ServerState, job: Job):
                 yield sse(maker.choice(index, role=True))
             elif job.echo_texts is not None:
                 yield sse(maker.choice(index, job.echo_texts[index]))
+        calls_sent = [0] * len(job.generation.choices)
         try:
             async for delta in job.generation.deltas():
-                if delta.text:
-                    yield sse(maker.choice(delta.index, delta.text))
+                if job.outputs is None:
+                    if delta.text:
+                        yield sse(maker.choice(delta.index, delta.text))
+                else:
+                    output = job.outputs[delta.index]
+                    for piece in (output.push(delta.text), output.flush() if delta.finish_reason else None):
+                        if piece:
+                            for chunk in maker.chat_piece(delta.index, piece, calls_sent[delta.index]):
+                                yield sse(chunk)
+                            calls_sent[delta.index] += len(piece.tool_calls)
                 if delta.finish_reason:
-                    yield sse(maker.choice(delta.index, finish_reason=delta.finish_reason))
+                    reason = job.finish_reason(delta.index, delta.finish_reason)
+                    yield sse(maker.choice(delta.index, finish_reason=reason))
             if job.include_usage:
                 yield sse(maker.usage_chunk(job.generation.prompt_tokens, job.generation.completion_tokens))
             outcome = "ok"
@@ -160,12 +184,19 @@ async def stream_job(state: ServerState, job: Job):
 async def collect_job(state: ServerState, job: Job, request: Request) -> Response:
     texts = [job.echo_texts[i] if job.echo_texts else "" for i in range(len(job.generation.choices))]
     reasons = [""] * len(texts)
+    pieces = [ChatPiece() for _ in texts]
 
     async def collect():
         async for delta in job.generation.deltas():
             texts[delta.index] += delta.text
+            if job.outputs is not None:
+                output, whole = job.outputs[delta.index], pieces[delta.index]
+                for piece in (output.push(delta.text), output.flush() if delta.finish_reason else ChatPiece()):
+                    whole.reasoning += piece.reasoning
+                    whole.content += piece.content
+                    whole.tool_calls += piece.tool_calls
             if delta.finish_reason:
-                reasons[delta.index] = delta.finish_reason
+                reasons[delta.index] = job.finish_reason(delta.index, delta.finish_reason)
 
     work = asyncio.ensure_future(collect())
     watcher = asyncio.ensure_future(until_disconnect(request, work))
@@ -183,9 +214,15 @@ async def collect_job(state: ServerState, job: Job, request: Request) -> Respons
         watcher.cancel()
         job.generation.cancel()
         finish_log(state, job, outcome)
-    make = chat_completion if job.chat else text_completion
-    return JSONResponse(make(job.generation.request_id, job.created, job.model, texts, reasons,
-                             job.generation.prompt_tokens, job.generation.completion_tokens))
+    generation = job.generation
+    if job.chat:
+        messages = [chat_message(p.content, p.reasoning if job.reasoning else None, p.tool_calls) for p in pieces]
+        body = chat_completion(generation.request_id, job.created, job.model, messages, reasons,
+                               generation.prompt_tokens, generation.completion_tokens)
+    else:
+        body = text_completion(generation.request_id, job.created, job.model, texts, reasons,
+                               generation.prompt_tokens, generation.completion_tokens)
+    return JSONResponse(body)
 
 
 def completion_route(state: ServerState, chat: bool, endpoint: str):

@@ -41,6 +41,13 @@ class ChatRequest:
     messages: list[dict]
     template_kwargs: dict
     params: GenerationParams
+    tools: list[dict] | None = None  # as the chat template takes them: [{"type": "function", "function": {...}}]
+    tool_choice: str | dict = "auto"  # "none", "auto", "required" or {"type": "function", "function": {"name"}}
+
+    @property
+    def forced_tool(self) -> str | None:
+        """The function a named tool_choice requires, else None."""
+        return self.tool_choice["function"]["name"] if isinstance(self.tool_choice, dict) else None
 
 
 @dataclass
@@ -138,17 +145,13 @@ def _refuse_unbuilt(body: dict) -> None:
         "logit_bias": lambda v: not v,
         "logprobs": lambda v: v in (None, False),
         "top_logprobs": lambda v: v in (None, 0),
-        "tools": lambda v: not v,
-        "functions": lambda v: not v,
+        "functions": lambda v: not v,  # the pre-tools API
         "suffix": lambda v: not v,
         "response_format": lambda v: v is None or (isinstance(v, dict) and v.get("type") == "text"),
     }
     for name, is_inactive in inactive.items():
         if not is_inactive(body.get(name)):
             raise bad_request(f"`{name}` is not supported by this server yet.", name)
-    tool_choice = body.get("tool_choice")
-    if tool_choice not in (None, "none", "auto"):
-        raise bad_request("`tool_choice` needs `tools`, which this server does not support yet.", "tool_choice")
 
 
 def _generation_params(body: dict) -> GenerationParams:
@@ -207,6 +210,12 @@ def _content_text(content, where: str) -> str:
     raise bad_request(f"{where}: `content` must be a string or a list of text parts.", "messages")
 
 
+def _is_call(call) -> bool:
+    function = call.get("function") if isinstance(call, dict) else None
+    return (isinstance(function, dict) and isinstance(function.get("name"), str)
+            and isinstance(function.get("arguments", "{}"), (str, dict)))
+
+
 def _message(index: int, message) -> dict:
     where = f"messages[{index}]"
     if not isinstance(message, dict):
@@ -221,9 +230,12 @@ def _message(index: int, message) -> dict:
         raise bad_request(f"{where}: `content` is required.", "messages")
     out["content"] = "" if content is None else _content_text(content, where)
     if tool_calls:
-        if not isinstance(tool_calls, list) or not all(isinstance(c, dict) for c in tool_calls):
-            raise bad_request(f"{where}: `tool_calls` must be a list of objects.", "messages")
+        if not isinstance(tool_calls, list) or not all(_is_call(c) for c in tool_calls):
+            raise bad_request(f"{where}: `tool_calls` must be a list of {{\"type\": \"function\", \"function\": "
+                              f"{{\"name\", \"arguments\"}}}} objects.", "messages")
         out["tool_calls"] = tool_calls
+    if role == "assistant" and isinstance(message.get("reasoning_content"), str):
+        out["reasoning_content"] = message["reasoning_content"]
     if role == "tool" and isinstance(message.get("tool_call_id"), str):
         out["tool_call_id"] = message["tool_call_id"]
     return out
@@ -237,21 +249,60 @@ def _template_kwargs(body: dict) -> dict:
         raise bad_request("`chat_template_kwargs` must be an object.", "chat_template_kwargs")
     if "enable_thinking" in kwargs and not isinstance(kwargs["enable_thinking"], bool):
         raise bad_request("`chat_template_kwargs.enable_thinking` must be true or false.", "chat_template_kwargs")
-    reserved = {"messages", "tools", "add_generation_prompt"} & kwargs.keys()
+    reserved = {"messages", "tools", "add_generation_prompt"} & set(kwargs)
     if reserved:
         raise bad_request(f"`chat_template_kwargs` may not set {sorted(reserved)}.", "chat_template_kwargs")
     return dict(kwargs)
+
+
+def _tools(body: dict) -> list[dict] | None:
+    tools = body.get("tools")
+    if tools is None or tools == []:
+        return None
+    if not isinstance(tools, list):
+        raise bad_request("`tools` must be a list.", "tools")
+    for i, tool in enumerate(tools):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(function, dict):
+            raise bad_request(f"tools[{i}] must be {{\"type\": \"function\", \"function\": {{...}}}}.", "tools")
+        if not isinstance(function.get("name"), str) or not function["name"]:
+            raise bad_request(f"tools[{i}].function needs a non-empty string `name`.", "tools")
+        if "parameters" in function and not isinstance(function["parameters"], dict):
+            raise bad_request(f"tools[{i}].function.parameters must be a JSON Schema object.", "tools")
+        if "description" in function and not isinstance(function["description"], str):
+            raise bad_request(f"tools[{i}].function.description must be a string.", "tools")
+    return tools
+
+
+def _tool_choice(body: dict, tools: list[dict] | None) -> str | dict:
+    choice = body.get("tool_choice")
+    if choice is None:
+        return "auto" if tools else "none"
+    if choice in ("none", "auto", "required"):
+        if choice == "required" and not tools:
+            raise bad_request("`tool_choice` \"required\" needs `tools`.", "tool_choice")
+        return choice if tools else "none"
+    name = choice.get("function", {}).get("name") if isinstance(choice, dict) else None
+    if not isinstance(choice, dict) or choice.get("type") != "function" or not isinstance(name, str):
+        raise bad_request("`tool_choice` must be \"none\", \"auto\", \"required\" or "
+                          "{\"type\": \"function\", \"function\": {\"name\": ...}}.", "tool_choice")
+    if name not in {t["function"]["name"] for t in tools or []}:
+        raise bad_request(f"`tool_choice` names `{name}`, which is not among `tools`.", "tool_choice")
+    return {"type": "function", "function": {"name": name}}
 
 
 def parse_chat(body: dict) -> ChatRequest:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise bad_request("`messages` must be a non-empty list.", "messages")
+    tools = _tools(body)
     return ChatRequest(
         model=_model(body),
         messages=[_message(i, m) for i, m in enumerate(messages)],
         template_kwargs=_template_kwargs(body),
         params=_generation_params(body),
+        tools=tools,
+        tool_choice=_tool_choice(body, tools),
     )
 
 

@@ -41,18 +41,47 @@ class ChunkMaker:
             choice = {"index": index, "text": text or "", "logprobs": None, "finish_reason": finish_reason}
         return self._chunk([choice])
 
+    def chat_piece(self, index: int, piece, first_call_index: int) -> list[dict]:
+        """Chunks for one parsed piece of chat output: reasoning, content, then each tool call as two deltas
+        (id, type and name with empty arguments; then the arguments), the way OpenAI streams them."""
+        chunks = []
+        if piece.reasoning:
+            chunks.append(self._delta(index, {"reasoning_content": piece.reasoning}))
+        if piece.content:
+            chunks.append(self._delta(index, {"content": piece.content}))
+        for offset, call in enumerate(piece.tool_calls):
+            position = first_call_index + offset
+            chunks.append(self._delta(index, {"tool_calls": [{"index": position, "id": call.id, "type": "function",
+                                                             "function": {"name": call.name, "arguments": ""}}]}))
+            chunks.append(self._delta(index, {"tool_calls": [{"index": position,
+                                                             "function": {"arguments": call.arguments}}]}))
+        return chunks
+
+    def _delta(self, index: int, delta: dict) -> dict:
+        return self._chunk([{"index": index, "delta": delta, "logprobs": None, "finish_reason": None}])
+
     def usage_chunk(self, prompt_tokens: int, completion_tokens: int) -> dict:
         chunk = self._chunk([])
         chunk["usage"] = usage(prompt_tokens, completion_tokens)
         return chunk
 
 
-def chat_completion(request_id: str, created: int, model: str, texts: list[str], reasons: list[str],
+def chat_message(content: str, reasoning: str | None = None, tool_calls: list | None = None) -> dict:
+    """The assistant message of a non-streamed choice. reasoning None: no reasoning split was asked for."""
+    message = {"role": "assistant", "content": content if content or not tool_calls else None}
+    if reasoning is not None:
+        message["reasoning_content"] = reasoning or None
+    if tool_calls:
+        message["tool_calls"] = [call.as_message_part() for call in tool_calls]
+    return message
+
+
+def chat_completion(request_id: str, created: int, model: str, messages: list[dict], reasons: list[str],
                     prompt_tokens: int, completion_tokens: int) -> dict:
     return {
         "id": request_id, "object": "chat.completion", "created": created, "model": model,
-        "choices": [{"index": i, "message": {"role": "assistant", "content": text}, "logprobs": None,
-                     "finish_reason": reason} for i, (text, reason) in enumerate(zip(texts, reasons))],
+        "choices": [{"index": i, "message": message, "logprobs": None, "finish_reason": reason}
+                    for i, (message, reason) in enumerate(zip(messages, reasons))],
         "usage": usage(prompt_tokens, completion_tokens),
     }
 

@@ -31,6 +31,10 @@ def add_serve_parser(subparsers) -> None:
     p.add_argument("--max-body-bytes", type=int, default=8 * 1024 * 1024)
     p.add_argument("--api-key", default=os.environ.get("INFINI_QWEN3_API_KEY"),
                    help="require `Authorization: Bearer KEY` on /v1 routes (default: $INFINI_QWEN3_API_KEY)")
+    p.add_argument("--reasoning-parser", default="qwen3", choices=["qwen3", "none"],
+                   help="qwen3: <think>...</think> goes to reasoning_content (default); none: left in content")
+    p.add_argument("--enable-thinking", default="true", choices=["true", "false"],
+                   help="default of chat_template_kwargs.enable_thinking for requests that do not set it")
     p.set_defaults(run=run_serve)
 
 
@@ -60,7 +64,10 @@ def make_loader(args):
         engine = Engine(model, max_batch=args.max_batch, max_queue=args.max_queue)
         engine.start()
         name = args.served_model_name or (DEMO_NAME if demo else args.model)
-        return Service(model, engine, ServiceInfo(served_name=name, model_dir=str(model_dir), demo=demo))
+        info = ServiceInfo(served_name=name, model_dir=str(model_dir), demo=demo,
+                           reasoning_parser=None if args.reasoning_parser == "none" else args.reasoning_parser,
+                           enable_thinking=args.enable_thinking == "true")
+        return Service(model, engine, info)
 
     return load
 

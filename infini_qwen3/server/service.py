@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 
 from ..engine import Engine
 from ..model import Qwen3Model, SamplingParams
 from ..tokenizer import TemplateError
+from .chat_output import ChatOutput, reasoning_state_after
 from .errors import bad_request, context_length_exceeded, model_not_found
 from .generation import ChoiceSpec, Generation
 from .protocol import ChatRequest, CompletionRequest, GenerationParams
@@ -18,6 +20,20 @@ class ServiceInfo:
     served_name: str
     model_dir: str
     demo: bool = False  # the embedded demo checkpoint (random weights) is being served
+    reasoning_parser: str | None = "qwen3"  # None: <think> blocks stay in content
+    enable_thinking: bool = True  # the default of chat_template_kwargs.enable_thinking
+
+
+@dataclass
+class ChatPrompt:
+    ids: list[int]
+    reasoning_state: str | None  # where the reasoning split starts (None: no split)
+    prefix: str = ""  # text the answer is forced to start with (tool_choice "required" or named)
+
+    def output(self, parse_tools: bool) -> ChatOutput:
+        output = ChatOutput(self.reasoning_state, parse_tools)
+        output.push(self.prefix)  # the forced start is part of the answer's text, already "generated"
+        return output
 
 
 class Service:
@@ -32,12 +48,23 @@ class Service:
             raise model_not_found(name, self.info.served_name)
 
     # -- prompts ---------------------------------------------------------------------------------------------
-    def chat_prompt(self, request: ChatRequest) -> list[int]:
+    def chat_prompt(self, request: ChatRequest) -> ChatPrompt:
+        """The templated prompt. tool_choice "required" or a named function starts the answer with the tool-call
+        opening (thinking off), so the model continues a call; this steers, it does not constrain decoding."""
+        kwargs = {"enable_thinking": self.info.enable_thinking, **request.template_kwargs}
+        tools = request.tools if request.tool_choice != "none" else None
+        prefix = ""
+        if request.tool_choice == "required":
+            prefix, kwargs["enable_thinking"] = "<tool_call>\n", False
+        elif request.forced_tool:
+            prefix = f'<tool_call>\n{{"name": {json.dumps(request.forced_tool, ensure_ascii=False)}, "arguments": '
+            kwargs["enable_thinking"] = False
         try:
-            text = self.tokenizer.render_chat(request.messages, **request.template_kwargs)
+            text = self.tokenizer.render_chat(request.messages, tools=tools, **kwargs) + prefix
         except TemplateError as exc:
             raise bad_request(str(exc), "messages") from None
-        return self._nonempty(self.tokenizer.encode(text), "messages")
+        state = reasoning_state_after(text) if self.info.reasoning_parser else None
+        return ChatPrompt(self._nonempty(self.tokenizer.encode(text), "messages"), state, prefix)
 
     def completion_prompts(self, request: CompletionRequest) -> list[list[int]]:
         prompts = []

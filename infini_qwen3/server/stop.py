@@ -3,6 +3,8 @@ that could still be the start of a stop string is held back until the next piece
 
 from __future__ import annotations
 
+from .textmatch import partial_suffix_length
+
 
 class StopFilter:
     def __init__(self, stops: list[str]):
@@ -22,7 +24,7 @@ class StopFilter:
         if match >= 0:
             self.stopped, self.held = True, ""
             return buffer[:match]
-        keep = self._partial_match_length(buffer)
+        keep = partial_suffix_length(buffer, self.stops)
         self.held = buffer[len(buffer) - keep:] if keep else ""
         return buffer[:len(buffer) - keep]
 
@@ -30,13 +32,3 @@ class StopFilter:
         """Generation ended without a match: the held text is plain output."""
         held, self.held = self.held, ""
         return "" if self.stopped else held
-
-    def _partial_match_length(self, buffer: str) -> int:
-        """Length of the longest suffix of buffer that is a proper prefix of some stop string."""
-        longest = 0
-        for stop in self.stops:
-            for length in range(min(len(stop) - 1, len(buffer)), longest, -1):
-                if buffer.endswith(stop[:length]):
-                    longest = length
-                    break
-        return longest
