@@ -1,6 +1,7 @@
 """Starts real servers (subprocesses on loopback) on the embedded demo checkpoint for the conformance suite.
 
-`main`: a roomy server (32 slots, 256-token context, 64 KiB body limit) most tests share.
+`main`: a roomy server (32 slots, 256-token context, 64 KiB body limit, f32 so that logprobs and penalties can be
+checked against transformers token for token) most tests share.
 `guarded`: one slot, a queue of one and an API key, for the 429 and 401 cases."""
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ API_KEY = "conformance-secret"
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
-    process = ServerProcess("--max-batch", "32", "--max-model-len", "256", "--max-body-bytes", "65536",
+    process = ServerProcess("--max-batch", "32", "--max-model-len", "256", "--max-body-bytes", "65536", "--dtype", "f32",
                             "--max-step-tokens", "256", log_path=tmp_path_factory.mktemp("server") / "main.log")
     process.start()
     yield process

@@ -62,8 +62,16 @@ BAD_CHAT = [
     (chat(chat_template_kwargs={"enable_thinking": "no"}), "chat_template_kwargs"),
     (chat(chat_template_kwargs=[1]), "chat_template_kwargs"),
     (chat(model=42), "model"),
-    (chat(logit_bias={"1": 5}), "logit_bias"),
-    (chat(logprobs=True), "logprobs"),
+    (chat(logit_bias={"x": 5}), "logit_bias"),
+    (chat(logit_bias={"1": 200}), "logit_bias"),
+    (chat(logit_bias=[1]), "logit_bias"),
+    (chat(logit_bias={"999999999": 1}), "logit_bias"),
+    (chat(top_logprobs=2), "top_logprobs"),
+    (chat(logprobs=True, top_logprobs=21), "top_logprobs"),
+    (chat(logprobs="yes"), "logprobs"),
+    (chat(repetition_penalty=0), "repetition_penalty"),
+    (chat(min_p=1.5), "min_p"),
+    (chat(response_format={"type": "json_object"}), "response_format"),
     (chat(tools="get_weather"), "tools"),
     (chat(tools=[{"type": "function"}]), "tools"),
     (chat(tools=[{"type": "function", "function": {"name": ""}}]), "tools"),
@@ -95,6 +103,8 @@ def test_invalid_chat_bodies_are_400_naming_the_field(http, body, param):
     ({"prompt": "a", "best_of": 3}, "best_of"),
     ({"prompt": "a", "suffix": "b"}, "suffix"),
     ({"prompt": "a", "stop_token_ids": [999999999]}, "stop_token_ids"),
+    ({"prompt": "a", "logprobs": 21}, "logprobs"),
+    ({"prompt": "a", "logprobs": True}, "logprobs"),
 ])
 def test_invalid_completion_bodies_are_400(http, body, param):
     assert_openai_error(http.post(COMPLETIONS, json=body), 400, param=param)

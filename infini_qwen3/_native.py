@@ -99,6 +99,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "iq3LoadWeight": (status, [p, ctypes.c_char_p, ctypes.c_int32, ctypes.c_uint32, u64p, p]),
         "iq3FinishLoading": (status, [p]),
         "iq3Infer": (status, [p, ctypes.POINTER(Batch), ctypes.POINTER(Sampling), u32p]),
+        "iq3InferWithLogits": (status, [p, ctypes.POINTER(Batch), ctypes.POINTER(Sampling), u32p, f32p]),
         "iq3Forward": (status, [p, ctypes.POINTER(Batch), ctypes.c_int32, f32p]),
         "iq3SetTrace": (status, [p, ctypes.c_int32]),
         "iq3TraceCount": (status, [p, u32p]),

@@ -11,9 +11,10 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from .model import Qwen3Model, SamplingParams
+from .logits import LogitsOptions, TokenLogprobs, apply_penalties, sample, token_logprobs
+from .model import Qwen3Model, SamplingParams, StepRequest
 from .sequence import Sequence, plan_step, request_rng
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class Event:
     token: int | None = None
     finish_reason: str | None = None
     message: str | None = None
+    logprobs: TokenLogprobs | None = None  # with a token, when the request asked for logprobs
 
 
 @dataclass
@@ -47,6 +49,7 @@ class Request:
     seed: int | None = None
     id: str = ""
     choice_index: int = 0  # with a seed, choices of one request (n > 1) draw different random streams
+    logits: LogitsOptions = LogitsOptions()  # penalties, bias, min_p, logprobs: the host logits path
 
 
 @dataclass(kw_only=True, eq=False)
@@ -55,6 +58,7 @@ class _Running(Sequence):
 
     request: Request
     cancelled: bool = False
+    output: list[int] = field(default_factory=list)  # generated tokens, for the penalties
 
 
 class Engine:
@@ -153,7 +157,11 @@ class Engine:
             plan = self._plan()
         requests = [seq.step_request(take, seq.request.sampling) for seq, take in plan]
         try:
-            tokens = self.model.infer(requests)
+            if any(seq.request.logits.needs_logits for seq, _ in plan):
+                tokens, logits = self.model.infer_with_logits(requests)
+                tokens, logprobs = self._host_logits(plan, requests, tokens, logits)
+            else:
+                tokens, logprobs = self.model.infer(requests), [None] * len(plan)
         except Exception as exc:  # the step's requests fail; the engine keeps serving the others
             log.exception("engine step failed")
             with self._cond:
@@ -163,12 +171,13 @@ class Engine:
             return
         finished = []
         with self._cond:
-            for (seq, take), token in zip(plan, tokens):
+            for (seq, take), token, token_lp in zip(plan, tokens, logprobs):
                 if seq.cancelled:
                     continue
                 if not seq.advance(take, token):
                     continue  # mid-prompt chunk: no token yet
-                seq.request.on_event(Event("token", token=token))
+                seq.output.append(token)
+                seq.request.on_event(Event("token", token=token, logprobs=token_lp))
                 reason = None
                 if token in seq.request.stop_token_ids:
                     reason = FINISH_STOP
@@ -180,3 +189,19 @@ class Engine:
                 else:
                     seq.continue_with(token)
             self._release(finished)
+
+    @staticmethod
+    def _host_logits(plan, requests: list[StepRequest], tokens: list[int], logits):
+        """For requests that finish their prompt this step: resample on the host where penalties, bias or
+        min_p apply (with the same uniform draw the device had), and compute logprobs where asked."""
+        tokens, logprobs = list(tokens), [None] * len(plan)
+        for i, (seq, take) in enumerate(plan):
+            options = seq.request.logits
+            if take < len(seq.pending) or not options.needs_logits:
+                continue  # a mid-prompt chunk samples nothing real
+            if options.samples_on_host:
+                processed = apply_penalties(logits[i], options, seq.request.prompt, seq.output)
+                tokens[i] = sample(processed, seq.request.sampling, options.min_p, requests[i].random)
+            if options.logprobs is not None:
+                logprobs[i] = token_logprobs(logits[i], tokens[i], options.logprobs)
+        return tokens, logprobs

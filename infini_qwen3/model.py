@@ -137,6 +137,14 @@ class Qwen3Model:
 
     def infer(self, requests: list[StepRequest]) -> list[int]:
         """Runs one step and samples one token per request (InfiniCore random_sample on the device)."""
+        return self._infer(requests, None)
+
+    def infer_with_logits(self, requests: list[StepRequest]) -> tuple[list[int], np.ndarray]:
+        """infer() that also returns each request's raw float32 logits [requests, vocab] (before temperature)."""
+        logits = np.empty((len(requests), self.vocab_size), dtype=np.float32)
+        return self._infer(requests, logits), logits
+
+    def _infer(self, requests: list[StepRequest], logits: np.ndarray | None) -> list[int]:
         batch, keep = self._batch(requests)
         n = len(requests)
         params = [r.sampling or SamplingParams(temperature=0.0) for r in requests]
@@ -147,7 +155,11 @@ class Qwen3Model:
         sampling = _native.Sampling(temperature, top_k, top_p, random)
         out = (ctypes.c_uint32 * n)()
         with self._lock:
-            _native.check(self._lib.iq3Infer(self._handle, ctypes.byref(batch), ctypes.byref(sampling), out))
+            if logits is None:
+                _native.check(self._lib.iq3Infer(self._handle, ctypes.byref(batch), ctypes.byref(sampling), out))
+            else:
+                _native.check(self._lib.iq3InferWithLogits(self._handle, ctypes.byref(batch), ctypes.byref(sampling),
+                                                           out, logits.ctypes.data_as(ctypes.POINTER(ctypes.c_float))))
         del keep
         return list(out)
 

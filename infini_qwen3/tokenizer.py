@@ -3,6 +3,8 @@ the way transformers renders it: trim_blocks, lstrip_blocks, a sandbox, `tojson`
 
 from __future__ import annotations
 
+import functools
+
 import json
 from functools import cached_property
 from pathlib import Path
@@ -28,6 +30,21 @@ def _raise_exception(message: str):
 
 def _tojson(value, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
     return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+
+@functools.cache
+def _byte_decoder() -> dict[str, int]:
+    """Byte-level BPE's printable stand-ins for the 256 byte values (GPT-2's table), inverted."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
+        list(range(ord("®"), ord("ÿ") + 1))
+    chars, extra = {}, 0
+    for byte in range(256):
+        if byte in printable:
+            chars[chr(byte)] = byte
+        else:
+            chars[chr(256 + extra)] = byte
+            extra += 1
+    return chars
 
 
 class Tokenizer:
@@ -75,6 +92,22 @@ class Tokenizer:
     def encode(self, text: str) -> list[int]:
         """Plain text to ids; special-token text in it becomes the special token, no BOS is added (Qwen)."""
         return self.fast.encode(text, add_special_tokens=False).ids
+
+    def token_bytes(self, token_id: int) -> bytes:
+        """The exact bytes of one token (a byte-level BPE piece may hold part of a UTF-8 character)."""
+        piece = self.fast.id_to_token(token_id)
+        if piece is None:
+            return b""
+        if token_id in self._added_ids:
+            return piece.encode()
+        decoder = _byte_decoder()
+        if all(ch in decoder for ch in piece):
+            return bytes(decoder[ch] for ch in piece)
+        return piece.encode()
+
+    @cached_property
+    def _added_ids(self) -> frozenset[int]:
+        return frozenset(self.fast.get_added_tokens_decoder())
 
     def decode(self, ids: list[int], skip_special_tokens: bool = False) -> str:
         return self.fast.decode(list(ids), skip_special_tokens=skip_special_tokens)

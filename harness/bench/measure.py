@@ -98,7 +98,8 @@ class Reference:
     def decode(self, shape: Shape, repeats: int, prompt_len: int = 16) -> float:
         """generate() with exactly `tokens` greedy new tokens, minus the prefill of the same prompts."""
         ids = self._ids(shape.batch, prompt_len, 1)
-        kwargs = dict(do_sample=False, pad_token_id=0, eos_token_id=None)
+        # An explicit mask: with a pad id, generate() would mask every prompt token equal to it.
+        kwargs = dict(do_sample=False, attention_mask=self.torch.ones_like(ids), pad_token_id=None, eos_token_id=None)
 
         def generate(new_tokens: int):
             with self.torch.no_grad():

@@ -24,7 +24,7 @@ from .generation import Generation, GenerationFailed
 from .metrics import Metrics
 from .protocol import parse_chat, parse_completion, parse_json
 from .chat_output import ChatOutput, ChatPiece
-from .responses import SSE_DONE, ChunkMaker, chat_completion, chat_message, sse, text_completion
+from .responses import SSE_DONE, ChunkMaker, LogprobFormat, chat_completion, chat_message, sse, text_completion
 from .service import Service
 
 log = logging.getLogger("infini_qwen3.server")
@@ -97,6 +97,7 @@ class Job:
     echo_texts: list[str] | None  # completions with echo: the prompt text of each choice
     outputs: list[ChatOutput] | None = None  # chat: each choice's reasoning / tool-call parser
     reasoning: bool = False  # chat messages carry reasoning_content
+    logprobs: LogprobFormat | None = None  # set when the request asked for logprobs
     created: int = field(default_factory=lambda: int(time.time()))
 
     def finish_reason(self, index: int, reason: str) -> str:
@@ -125,7 +126,8 @@ def start_job(state: ServerState, body: dict, chat: bool) -> Job:
     params = request.params
     generation = service.start("chatcmpl" if chat else "cmpl", prompts, params, param)
     return Job(generation, chat, service.info.served_name, params.stream, params.include_usage, echo, outputs,
-               reasoning=chat and service.info.reasoning_parser is not None)
+               reasoning=chat and service.info.reasoning_parser is not None,
+               logprobs=LogprobFormat(service.tokenizer) if params.logits.logprobs is not None else None)
 
 
 def finish_log(state: ServerState, job: Job, outcome: str) -> None:
@@ -143,8 +145,33 @@ def finish_log(state: ServerState, job: Job, outcome: str) -> None:
              generation.prompt_tokens, completion, ttft, rate, reasons, outcome)
 
 
+class StreamLogprobs:
+    """Logprobs of a stream's tokens ride on the next chunk sent for their choice, so none is lost when text
+    is held back (split characters, stop strings, tags)."""
+
+    def __init__(self, job: Job):
+        self.job = job
+        self.carry: list[list] = [[] for _ in job.generation.choices]
+        self.offsets = [len(t) for t in job.echo_texts] if job.echo_texts else [0] * len(self.carry)
+
+    def add(self, index: int, entries: list) -> None:
+        self.carry[index] += entries
+
+    def attach(self, index: int, chunk: dict) -> dict:
+        if self.job.logprobs is None or not self.carry[index]:
+            return chunk
+        entries, self.carry[index] = self.carry[index], []
+        if self.job.chat:
+            value = self.job.logprobs.chat(entries)
+        else:
+            value, self.offsets[index] = self.job.logprobs.completion(entries, self.offsets[index])
+        chunk["choices"][0]["logprobs"] = value
+        return chunk
+
+
 async def stream_job(state: ServerState, job: Job):
     maker = ChunkMaker(job.generation.request_id, job.created, job.model, job.chat, job.include_usage)
+    logprobs = StreamLogprobs(job)
     outcome = "cancelled"  # until the stream ends on its own (a client that leaves cancels this generator)
     try:
         for index in range(len(job.generation.choices)):
@@ -155,19 +182,21 @@ async def stream_job(state: ServerState, job: Job):
         calls_sent = [0] * len(job.generation.choices)
         try:
             async for delta in job.generation.deltas():
+                i = delta.index
+                logprobs.add(i, delta.logprobs)
                 if job.outputs is None:
                     if delta.text:
-                        yield sse(maker.choice(delta.index, delta.text))
+                        yield sse(logprobs.attach(i, maker.choice(i, delta.text)))
                 else:
-                    output = job.outputs[delta.index]
+                    output = job.outputs[i]
                     for piece in (output.push(delta.text), output.flush() if delta.finish_reason else None):
                         if piece:
-                            for chunk in maker.chat_piece(delta.index, piece, calls_sent[delta.index]):
-                                yield sse(chunk)
-                            calls_sent[delta.index] += len(piece.tool_calls)
+                            for chunk in maker.chat_piece(i, piece, calls_sent[i]):
+                                yield sse(logprobs.attach(i, chunk))
+                            calls_sent[i] += len(piece.tool_calls)
                 if delta.finish_reason:
-                    reason = job.finish_reason(delta.index, delta.finish_reason)
-                    yield sse(maker.choice(delta.index, finish_reason=reason))
+                    reason = job.finish_reason(i, delta.finish_reason)
+                    yield sse(logprobs.attach(i, maker.choice(i, finish_reason=reason)))
             if job.include_usage:
                 yield sse(maker.usage_chunk(job.generation.prompt_tokens, job.generation.completion_tokens))
             outcome = "ok"
@@ -185,10 +214,12 @@ async def collect_job(state: ServerState, job: Job, request: Request) -> Respons
     texts = [job.echo_texts[i] if job.echo_texts else "" for i in range(len(job.generation.choices))]
     reasons = [""] * len(texts)
     pieces = [ChatPiece() for _ in texts]
+    entries: list[list] = [[] for _ in texts]
 
     async def collect():
         async for delta in job.generation.deltas():
             texts[delta.index] += delta.text
+            entries[delta.index] += delta.logprobs
             if job.outputs is not None:
                 output, whole = job.outputs[delta.index], pieces[delta.index]
                 for piece in (output.push(delta.text), output.flush() if delta.finish_reason else ChatPiece()):
@@ -222,6 +253,11 @@ async def collect_job(state: ServerState, job: Job, request: Request) -> Respons
     else:
         body = text_completion(generation.request_id, job.created, job.model, texts, reasons,
                                generation.prompt_tokens, generation.completion_tokens)
+    if job.logprobs is not None:
+        for i, choice in enumerate(body["choices"]):
+            start = len(job.echo_texts[i]) if job.echo_texts else 0
+            choice["logprobs"] = (job.logprobs.chat(entries[i]) if job.chat
+                                  else job.logprobs.completion(entries[i], start)[0])
     return JSONResponse(body)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from ..detokenizer import IncrementalDetokenizer
 from ..engine import Engine, Event, QueueFull, Request
+from ..logits import LogitsOptions, TokenLogprobs
 from ..model import SamplingParams
 from ..tokenizer import Tokenizer
 from .errors import server_busy
@@ -29,6 +30,7 @@ class ChoiceDelta:
     index: int
     text: str = ""
     finish_reason: str | None = None
+    logprobs: list[TokenLogprobs] = field(default_factory=list)  # of the tokens since the choice's last delta
 
 
 @dataclass
@@ -48,6 +50,7 @@ class _Choice:
     stop: StopFilter
     tokens: int = 0
     finish_reason: str | None = None
+    pending_logprobs: list[TokenLogprobs] = field(default_factory=list)
 
 
 @dataclass
@@ -63,8 +66,9 @@ class Timing:
 
 class Generation:
     def __init__(self, engine: Engine, tokenizer: Tokenizer, request_id: str, specs: list[ChoiceSpec],
-                 sampling: SamplingParams, *, stop: list[str], stop_token_ids: frozenset[int], seed: int | None):
-        self.engine, self.request_id = engine, request_id
+                 sampling: SamplingParams, *, stop: list[str], stop_token_ids: frozenset[int], seed: int | None,
+                 logits: LogitsOptions = LogitsOptions()):
+        self.engine, self.request_id, self.logits = engine, request_id, logits
         self.sampling, self.stop_strings, self.stop_token_ids, self.seed = sampling, stop, stop_token_ids, seed
         self.choices = [_Choice(spec, f"{request_id}-{i}", IncrementalDetokenizer(tokenizer), StopFilter(stop))
                         for i, spec in enumerate(specs)]
@@ -93,7 +97,7 @@ class Generation:
 
             request = Request(prompt=choice.spec.prompt, max_tokens=choice.spec.max_tokens, sampling=self.sampling,
                               on_event=deliver, stop_token_ids=self.stop_token_ids, seed=self.seed,
-                              id=choice.engine_id, choice_index=choice.spec.seed_index)
+                              id=choice.engine_id, choice_index=choice.spec.seed_index, logits=self.logits)
             try:
                 self.engine.submit(request)
             except QueueFull as exc:
@@ -132,10 +136,12 @@ class Generation:
             choice.tokens += 1
             if event.token in self.stop_token_ids:
                 return None  # EOS / stop token ids end the text; the finish event follows
+            if event.logprobs is not None and not choice.stop.stopped:
+                choice.pending_logprobs.append(event.logprobs)
             text = choice.stop.push(choice.detokenizer.push(event.token))
             if choice.stop.stopped:
                 return self._finish(index, text, "stop")
-            return ChoiceDelta(index, text) if text else None
+            return self._delta(index, text) if text else None
         tail = choice.stop.push(choice.detokenizer.flush())
         if choice.stop.stopped:
             return self._finish(index, tail, "stop")
@@ -147,4 +153,11 @@ class Generation:
         if index in self._open:
             self._open.discard(index)
             self.engine.cancel(choice.engine_id)  # a stop string ends it before the engine would
-        return ChoiceDelta(index, text, reason)
+        return self._delta(index, text, reason)
+
+    def _delta(self, index: int, text: str, reason: str | None = None) -> ChoiceDelta:
+        """A delta carries the logprobs of every token since the choice's previous delta (text held back by the
+        detokenizer or a stop string does not lose them)."""
+        choice = self.choices[index]
+        logprobs, choice.pending_logprobs = choice.pending_logprobs, []
+        return ChoiceDelta(index, text, reason, logprobs)

@@ -10,11 +10,14 @@ import json
 import math
 from dataclasses import dataclass, field
 
+from ..logits import LogitsOptions
 from .errors import APIError, bad_request
 
 MAX_N = 16
 MAX_STOP = 4
 MAX_STOP_CHARS = 512
+MAX_LOGPROBS = 20
+MAX_LOGIT_BIAS = 300
 ROLES = {"system", "developer", "user", "assistant", "tool"}
 INT64_MIN, UINT64_MAX = -(2 ** 63), 2 ** 64 - 1
 
@@ -33,6 +36,7 @@ class GenerationParams:
     seed: int | None = None
     stream: bool = False
     include_usage: bool = False
+    logits: LogitsOptions = LogitsOptions()  # penalties, bias, min_p, logprobs (the host logits path)
 
 
 @dataclass
@@ -134,27 +138,55 @@ def _token_ids(value, name: str) -> list[int]:
 
 
 def _refuse_unbuilt(body: dict) -> None:
-    """Fields of features not built yet (issue 5): refused by name instead of silently ignored."""
-    _number(body, "presence_penalty", -2, 2)
-    _number(body, "frequency_penalty", -2, 2)
+    """Fields of features this server does not have: refused by name instead of silently ignored."""
     inactive = {
-        "presence_penalty": lambda v: v in (None, 0),
-        "frequency_penalty": lambda v: v in (None, 0),
-        "repetition_penalty": lambda v: v in (None, 1),
-        "min_p": lambda v: v in (None, 0),
-        "logit_bias": lambda v: not v,
-        "logprobs": lambda v: v in (None, False),
-        "top_logprobs": lambda v: v in (None, 0),
         "functions": lambda v: not v,  # the pre-tools API
         "suffix": lambda v: not v,
         "response_format": lambda v: v is None or (isinstance(v, dict) and v.get("type") == "text"),
     }
     for name, is_inactive in inactive.items():
         if not is_inactive(body.get(name)):
-            raise bad_request(f"`{name}` is not supported by this server yet.", name)
+            raise bad_request(f"`{name}` is not supported by this server.", name)
 
 
-def _generation_params(body: dict) -> GenerationParams:
+def _logit_bias(body: dict) -> tuple[tuple[int, float], ...]:
+    bias = body.get("logit_bias")
+    if bias is None:
+        return ()
+    if not isinstance(bias, dict) or len(bias) > MAX_LOGIT_BIAS:
+        raise bad_request(f"`logit_bias` must map at most {MAX_LOGIT_BIAS} token ids to biases.", "logit_bias")
+    out = []
+    for key, value in bias.items():
+        if not (isinstance(key, str) and key.isdigit()) or not (_is_int(value) or isinstance(value, float)) \
+                or not math.isfinite(value) or not -100 <= value <= 100:
+            raise bad_request("`logit_bias` keys must be token ids and values numbers in [-100, 100].", "logit_bias")
+        out.append((int(key), float(value)))
+    return tuple(sorted(out))
+
+
+def _logprobs(body: dict, chat: bool) -> int | None:
+    """How many alternatives per token, or None when logprobs are not asked for."""
+    if chat:
+        wanted = _boolean(body, "logprobs")
+        top = _integer(body, "top_logprobs", 0, MAX_LOGPROBS)
+        if top is not None and not wanted:
+            raise bad_request("`top_logprobs` needs `logprobs: true`.", "top_logprobs")
+        return (top or 0) if wanted else None
+    return _integer(body, "logprobs", 0, MAX_LOGPROBS)
+
+
+def _logits_options(body: dict, chat: bool) -> LogitsOptions:
+    return LogitsOptions(
+        presence_penalty=_number(body, "presence_penalty", -2, 2) or 0.0,
+        frequency_penalty=_number(body, "frequency_penalty", -2, 2) or 0.0,
+        repetition_penalty=_number(body, "repetition_penalty", 0, 10, low_open=True) or 1.0,
+        logit_bias=_logit_bias(body),
+        min_p=_number(body, "min_p", 0, 1) or 0.0,
+        logprobs=_logprobs(body, chat),
+    )
+
+
+def _generation_params(body: dict, chat: bool) -> GenerationParams:
     _refuse_unbuilt(body)
     max_tokens = _integer(body, "max_tokens", 1)
     max_completion_tokens = _integer(body, "max_completion_tokens", 1)
@@ -187,6 +219,7 @@ def _generation_params(body: dict) -> GenerationParams:
         seed=seed,
         stream=stream,
         include_usage=include_usage,
+        logits=_logits_options(body, chat),
     )
 
 
@@ -300,7 +333,7 @@ def parse_chat(body: dict) -> ChatRequest:
         model=_model(body),
         messages=[_message(i, m) for i, m in enumerate(messages)],
         template_kwargs=_template_kwargs(body),
-        params=_generation_params(body),
+        params=_generation_params(body, chat=True),
         tools=tools,
         tool_choice=_tool_choice(body, tools),
     )
@@ -325,7 +358,7 @@ def parse_completion(body: dict) -> CompletionRequest:
     if "prompt" not in body:
         raise bad_request("`prompt` is required.", "prompt")
     return CompletionRequest(model=_model(body), prompts=_prompts(body["prompt"]), echo=_boolean(body, "echo"),
-                             params=_generation_params(body))
+                             params=_generation_params(body, chat=False))
 
 
 __all__ = ["APIError", "ChatRequest", "CompletionRequest", "GenerationParams", "parse_chat", "parse_completion",

@@ -94,3 +94,35 @@ def text_completion(request_id: str, created: int, model: str, texts: list[str],
                     for i, (text, reason) in enumerate(zip(texts, reasons))],
         "usage": usage(prompt_tokens, completion_tokens),
     }
+
+
+class LogprobFormat:
+    """Token logprobs in OpenAI's two shapes: chat ({"content": [{token, logprob, bytes, top_logprobs}]}) and
+    legacy completions ({tokens, token_logprobs, top_logprobs, text_offset})."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def _text(self, token: int) -> tuple[str, list[int]]:
+        raw = self.tokenizer.token_bytes(token)
+        return raw.decode("utf-8", errors="replace"), list(raw)
+
+    def _entry(self, token: int, logprob: float) -> dict:
+        text, raw = self._text(token)
+        return {"token": text, "logprob": logprob, "bytes": raw}
+
+    def chat(self, entries: list) -> dict:
+        return {"content": [{**self._entry(e.token, e.logprob),
+                             "top_logprobs": [self._entry(t, lp) for t, lp in e.top]} for e in entries]}
+
+    def completion(self, entries: list, offset: int) -> tuple[dict, int]:
+        """The legacy shape, with text offsets counted from `offset`; returns it and the offset after it."""
+        out = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+        for e in entries:
+            text, _ = self._text(e.token)
+            out["tokens"].append(text)
+            out["token_logprobs"].append(e.logprob)
+            out["top_logprobs"].append({self._text(t)[0]: lp for t, lp in e.top})
+            out["text_offset"].append(offset)
+            offset += len(text)
+        return out, offset

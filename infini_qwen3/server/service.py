@@ -114,13 +114,16 @@ class Service:
     def start(self, kind: str, prompts: list[list[int]], params: GenerationParams, param: str) -> Generation:
         """kind "chatcmpl" or "cmpl": the id prefix. Choice i * n + j is choice j of prompt i (OpenAI's order)."""
         budgets = [self.max_tokens_for(p, params, param) for p in prompts]
-        bad_ids = [t for t in params.stop_token_ids if t >= self.model.vocab_size]
-        if bad_ids:
-            raise bad_request(f"Stop token id {bad_ids[0]} is outside the vocabulary.", "stop_token_ids")
+        for param_name, ids in (("stop_token_ids", params.stop_token_ids),
+                                ("logit_bias", [t for t, _ in params.logits.logit_bias])):
+            bad_ids = [t for t in ids if t >= self.model.vocab_size]
+            if bad_ids:
+                raise bad_request(f"Token id {bad_ids[0]} in `{param_name}` is outside the vocabulary "
+                                  f"({self.model.vocab_size}).", param_name)
         specs = [ChoiceSpec(prompt, budget, j) for prompt, budget in zip(prompts, budgets) for j in range(params.n)]
         generation = Generation(self.engine, self.tokenizer, f"{kind}-{uuid.uuid4().hex}", specs,
                                 self.sampling_for(params), stop=params.stop,
                                 stop_token_ids=self.eos_token_ids | frozenset(params.stop_token_ids),
-                                seed=params.seed)
+                                seed=params.seed, logits=params.logits)
         generation.start()
         return generation

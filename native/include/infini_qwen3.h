@@ -103,6 +103,10 @@ IQ3_API iq3Status_t iq3FinishLoading(iq3Model *model);
 /* Runs the step and samples one token per request into out_tokens[nreq]. */
 IQ3_API iq3Status_t iq3Infer(iq3Model *model, const iq3Batch *batch, const iq3Sampling *sampling,
                              uint32_t *out_tokens);
+/* iq3Infer that also writes the raw float32 logits [nreq, vocab] (before temperature; copied before sampling)
+ * of each request's last token, for logprobs and for sampling on the host (penalties, logit bias). */
+IQ3_API iq3Status_t iq3InferWithLogits(iq3Model *model, const iq3Batch *batch, const iq3Sampling *sampling,
+                                       uint32_t *out_tokens, float *logits);
 /* Runs the step and writes float32 logits: [ntok, vocab] when all_positions, else [nreq, vocab] for the
  * last token of each request. */
 IQ3_API iq3Status_t iq3Forward(iq3Model *model, const iq3Batch *batch, int32_t all_positions, float *logits);

@@ -111,27 +111,46 @@ iq3Status_t iq3FinishLoading(iq3Model *model) {
     });
 }
 
-iq3Status_t iq3Infer(iq3Model *model, const iq3Batch *batch, const iq3Sampling *sampling, uint32_t *out_tokens) {
+namespace {
+
+std::vector<iq3::SamplingParams> samplingParams(const iq3::StepBatch &step, const iq3Sampling *sampling) {
+    require(sampling->temperature && sampling->topk && sampling->topp && sampling->random,
+            "sampling arrays must not be null");
+    std::vector<iq3::SamplingParams> params;
+    for (uint32_t r = 0; r < step.nreq(); r++) {
+        const float t = sampling->temperature[r], p = sampling->topp[r], u = sampling->random[r];
+        require(std::isfinite(t) && t >= 0, "temperature must be finite and >= 0");
+        require(p > 0 && p <= 1, "top_p must be in (0, 1]");
+        require(u >= 0 && u < 1, "random value must be in [0, 1)");
+        // InfiniCore 0.1.0 reads out of bounds for topk == 0: "no limit" is the vocabulary size.
+        const uint32_t k = sampling->topk[r];
+        const int topk = int(k == 0 || k > 0x7fffffff ? 0x7fffffff : k);
+        params.push_back({t, topk, p, u});
+    }
+    return params;
+}
+
+iq3Status_t inferStep(iq3Model *model, const iq3Batch *batch, const iq3Sampling *sampling, uint32_t *out_tokens,
+                      bool want_logits, float *logits) {
     return guarded([&] {
         auto &m = modelOf(model);
         require(batch != nullptr && sampling != nullptr && out_tokens != nullptr, "null argument");
-        require(sampling->temperature && sampling->topk && sampling->topp && sampling->random,
-                "sampling arrays must not be null");
+        require(!want_logits || logits != nullptr, "null logits");
         std::lock_guard<std::mutex> lock(m.mutex());
         const auto step = m.checkBatch(*batch);
-        std::vector<iq3::SamplingParams> params;
-        for (uint32_t r = 0; r < step.nreq(); r++) {
-            const float t = sampling->temperature[r], p = sampling->topp[r], u = sampling->random[r];
-            require(std::isfinite(t) && t >= 0, "temperature must be finite and >= 0");
-            require(p > 0 && p <= 1, "top_p must be in (0, 1]");
-            require(u >= 0 && u < 1, "random value must be in [0, 1)");
-            // InfiniCore 0.1.0 reads out of bounds for topk == 0: "no limit" is the vocabulary size.
-            const uint32_t k = sampling->topk[r];
-            const int topk = int(k == 0 || k > 0x7fffffff ? 0x7fffffff : k);
-            params.push_back({t, topk, p, u});
-        }
-        m.infer(step, params, out_tokens);
+        m.infer(step, samplingParams(step, sampling), out_tokens, logits);
     });
+}
+
+} // namespace
+
+iq3Status_t iq3Infer(iq3Model *model, const iq3Batch *batch, const iq3Sampling *sampling, uint32_t *out_tokens) {
+    return inferStep(model, batch, sampling, out_tokens, false, nullptr);
+}
+
+iq3Status_t iq3InferWithLogits(iq3Model *model, const iq3Batch *batch, const iq3Sampling *sampling,
+                               uint32_t *out_tokens, float *logits) {
+    return inferStep(model, batch, sampling, out_tokens, true, logits);
 }
 
 iq3Status_t iq3Forward(iq3Model *model, const iq3Batch *batch, int32_t all_positions, float *logits) {

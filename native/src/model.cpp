@@ -321,7 +321,8 @@ Tensor Model::logitsFor(const StepBatch &batch, bool all_positions) {
     return logits;
 }
 
-void Model::infer(const StepBatch &batch, const std::vector<SamplingParams> &sampling, uint32_t *out_tokens) {
+void Model::infer(const StepBatch &batch, const std::vector<SamplingParams> &sampling, uint32_t *out_tokens,
+                  float *logits_out) {
     ensureLoaded();
     if (sampling.size() != batch.nreq()) {
         fail(IQ3_ERR_INTERNAL, "one sampling entry per request is needed");
@@ -330,6 +331,9 @@ void Model::infer(const StepBatch &batch, const std::vector<SamplingParams> &sam
     trace_.clear();
     runLayers(batch);
     const auto logits = logitsFor(batch, false);
+    if (logits_out != nullptr) {
+        copyLogits(logits, logits_out);
+    }
     sampled_.grow(batch.nreq() * sizeof(int64_t));
     for (uint32_t r = 0; r < batch.nreq(); r++) {
         const auto &s = sampling[r];
@@ -349,7 +353,10 @@ void Model::forward(const StepBatch &batch, bool all_positions, float *out) {
     ops_.activate();
     trace_.clear();
     runLayers(batch);
-    const auto logits = logitsFor(batch, all_positions);
+    copyLogits(logitsFor(batch, all_positions), out);
+}
+
+void Model::copyLogits(const Tensor &logits, float *out) {
     const size_t n = logits.numel();
     std::vector<char> raw(n * dtypeSize(dt_));
     ops_.copyToHost(raw.data(), logits.data, raw.size());

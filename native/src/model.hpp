@@ -37,7 +37,9 @@ public:
     // Validates a batch against the model's limits and the KV capacity; throws with a readable reason.
     StepBatch checkBatch(const iq3Batch &batch) const;
 
-    void infer(const StepBatch &batch, const std::vector<SamplingParams> &sampling, uint32_t *out_tokens);
+    // logits_out: nullptr, or [nreq, vocab] float32 host memory for the raw logits (copied before sampling).
+    void infer(const StepBatch &batch, const std::vector<SamplingParams> &sampling, uint32_t *out_tokens,
+               float *logits_out = nullptr);
     void forward(const StepBatch &batch, bool all_positions, float *logits);
 
     Trace &trace() { return trace_; }
@@ -50,6 +52,7 @@ private:
                    const Tensor &out);
     // Final norm + lm_head over the chosen token rows; returns logits [rows, vocab] on the device.
     Tensor logitsFor(const StepBatch &batch, bool all_positions);
+    void copyLogits(const Tensor &logits, float *out); // device logits -> host float32
     void embed(const StepBatch &batch);
     void uploadPositions(const StepBatch &batch);
     void buildRopeTables();
