@@ -294,7 +294,11 @@ def build_native(opts: BuildOptions, infini_root: Path) -> Path:
     NATIVE_OUT.mkdir(parents=True, exist_ok=True)
     lib = NATIVE_OUT / "libinfini_qwen3.so"
     if not lib.exists() or sha256_of(lib) != sha256_of(built[0]):
-        shutil.copy2(built[0], lib)
+        # A new file renamed over the old one: processes that have the library loaded keep their mapping
+        # (copying over it in place crashed a running server).
+        staged = lib.with_name(lib.name + ".new")
+        shutil.copy2(built[0], staged)
+        os.replace(staged, lib)
     NATIVE_MANIFEST.write_text(json.dumps({**config, "library": str(lib)}, indent=2))
     log(f"native library: {lib}")
     return lib
