@@ -85,3 +85,14 @@ def test_sampled_frequencies_match_reference_distribution(model):
     z = 3.09
     critical = dof * (1 - 2 / (9 * dof) + z * (2 / (9 * dof)) ** 0.5) ** 3
     assert chi2 < critical, f"chi2 {chi2:.1f} over {dof} dof exceeds {critical:.1f}"
+
+
+def test_infer_with_logits_gives_the_raw_logits_and_the_same_device_token(model):
+    """iq3InferWithLogits: the logits are forward()'s (copied before sampling), the token is iq3Infer's."""
+    requests = [StepRequest(PROMPT, 0, 0, SamplingParams(0.8, 10, 0.9), 0.37),
+                StepRequest([9, 8, 7], 0, 1, SamplingParams(temperature=0.0))]
+    expected_logits = model.forward([StepRequest(r.tokens, 0, r.slot) for r in requests])
+    tokens, logits = model.infer_with_logits(requests)
+    assert tokens == model.infer(requests)
+    np.testing.assert_array_equal(logits, expected_logits)
+    assert tokens[1] == int(np.argmax(logits[1]))
