@@ -82,8 +82,9 @@ def run_ours(args, model_dir: Path, prefill, decode) -> tuple[dict, dict, float]
                     max_step_tokens=step_tokens) as model:
         pre = {(s.batch, s.tokens): measure.ours_prefill(model, s, args.repeats) for s in prefill}
         dec = {(s.batch, s.tokens): measure.ours_decode(model, s, args.repeats) for s in decode}
+        host = {(s.batch, s.tokens): measure.ours_decode(model, s, args.repeats, host_logits=True) for s in decode}
         used = device_used_mib(args.device)
-    return pre, dec, used
+    return pre, dec, host, used
 
 
 def run_transformers(args, model_dir: Path, prefill, decode) -> tuple[dict, dict, float | None]:
@@ -113,13 +114,15 @@ def throughput(args) -> dict:
     result = run_info(args, model_dir)
     print(f"[bench] {result['config']} on {result['device_name']} ({args.dtype})", flush=True)
 
-    ours_pre, ours_dec, ours_device = run_ours(args, model_dir, prefill, decode)
+    ours_pre, ours_dec, ours_host, ours_device = run_ours(args, model_dir, prefill, decode)
     memory = {"host_peak_after_ours": peak_host_mib(), "device_used_by_ours": ours_device}
     theirs_pre, theirs_dec = {}, {}
     if not args.skip_transformers:
         theirs_pre, theirs_dec, their_device = run_transformers(args, model_dir, prefill, decode)
         memory.update({"host_peak_after_transformers": peak_host_mib(), "device_peak_of_transformers": their_device})
-    result.update(prefill=rows(ours_pre, theirs_pre), decode=rows(ours_dec, theirs_dec), memory=memory)
+    # The host logits path (logprobs + a penalty) against transformers' plain greedy decode: what it costs.
+    result.update(prefill=rows(ours_pre, theirs_pre), decode=rows(ours_dec, theirs_dec),
+                  decode_host_logits=rows(ours_host, theirs_dec), memory=memory)
 
     batch1 = next((r for r in result["decode"] if r["batch"] == 1), None)
     if batch1:

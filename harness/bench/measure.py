@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from infini_qwen3.logits import LogitsOptions, apply_penalties, sample, token_logprobs
 from infini_qwen3.model import Qwen3Model, SamplingParams, StepRequest
 
 GREEDY = SamplingParams(temperature=0.0)
@@ -53,15 +54,34 @@ def ours_prefill(model: Qwen3Model, shape: Shape, repeats: int) -> float:
     return shape.batch * shape.tokens / median_time(run, repeats)
 
 
-def ours_decode(model: Qwen3Model, shape: Shape, repeats: int, prompt_len: int = 16) -> float:
-    """Tokens/s of `tokens` greedy decode steps over `batch` running requests (the prefill is not timed)."""
+# What a request with logprobs and a penalty costs: the host logits path of the engine (iq3InferWithLogits, then
+# penalties, sampling and top-5 logprobs in numpy for every request of every step).
+HOST_PATH = LogitsOptions(frequency_penalty=0.5, logprobs=5)
+
+
+def ours_decode(model: Qwen3Model, shape: Shape, repeats: int, prompt_len: int = 16, host_logits: bool = False) -> float:
+    """Tokens/s of `tokens` greedy decode steps over `batch` running requests (the prefill is not timed);
+    host_logits: every request goes through the host logits path instead of sampling on the device."""
     batch = prompts(shape.batch, prompt_len, model.vocab_size, seed=1)
 
+    def step(requests: list[StepRequest], generated: list[list[int]]) -> list[int]:
+        if not host_logits:
+            return model.infer(requests)
+        tokens, logits = model.infer_with_logits(requests)
+        for i, row in enumerate(logits):
+            tokens[i] = sample(apply_penalties(row, HOST_PATH, batch[i], generated[i]), GREEDY, 0.0, 0.5)
+            token_logprobs(row, tokens[i], HOST_PATH.logprobs)
+        return tokens
+
     def run() -> float:
-        last = model.infer([StepRequest(p, 0, slot, GREEDY) for slot, p in enumerate(batch)])
+        generated = [[] for _ in batch]
+        last = step([StepRequest(p, 0, slot, GREEDY) for slot, p in enumerate(batch)], generated)
         start = time.perf_counter()
-        for step in range(shape.tokens - 1):
-            last = model.infer([StepRequest([t], prompt_len + step, slot, GREEDY) for slot, t in enumerate(last)])
+        for position in range(shape.tokens - 1):
+            for out, token in zip(generated, last):
+                out.append(token)
+            last = step([StepRequest([t], prompt_len + position, slot, GREEDY) for slot, t in enumerate(last)],
+                        generated)
         return time.perf_counter() - start
 
     return shape.batch * (shape.tokens - 1) / median_time(run, repeats)

@@ -20,9 +20,10 @@ def markdown(result: dict) -> str:
              f"{result['date']}, commit {result['commit'][:10]}", "",
              "| step | batch × tokens | infini-qwen3 tokens/s | transformers tokens/s | ratio |",
              "|---|---|---|---|---|"]
-    for kind in ("prefill", "decode"):
+    for kind, label in (("prefill", "prefill"), ("decode", "decode"),
+                        ("decode_host_logits", "decode, logprobs + penalty (host path)")):
         for row in result.get(kind, []):
-            lines.append(f"| {kind} | {row['batch']} × {row['tokens']} | {_num(row['ours'])} | "
+            lines.append(f"| {label} | {row['batch']} × {row['tokens']} | {_num(row['ours'])} | "
                          f"{_num(row.get('transformers'))} | {_num(row.get('ratio'), 2)} |")
     if result.get("serving"):
         lines += ["", "| concurrent streams | TTFT p50 / p95 (ms) | inter-token p50 / p95 (ms) | output tokens/s |",
