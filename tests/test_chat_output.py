@@ -91,3 +91,9 @@ def test_reasoning_splitter_alone_keeps_text_verbatim_outside_tags():
     parser = ToolCallParser()
     assert parser.push("a <tool_call") == ("a", [])
     assert parser.flush() == " <tool_call"
+
+
+def test_empty_think_block_of_a_no_think_answer():
+    """Qwen3 answers "/no_think" with an empty think block: no reasoning, the rest is content."""
+    text = "<think>\n\n</think>\n\nHi there."
+    assert run(text, split_points(text, [3, 9, 12, 17])) == ("", "Hi there.", [])
