@@ -166,7 +166,7 @@ class Engine:
             log.exception("engine step failed")
             with self._cond:
                 for seq, _ in plan:
-                    seq.request.on_event(Event("error", message=f"inference failed: {exc}"))
+                    self._deliver(seq, Event("error", message=f"inference failed: {exc}"))
                 self._release([seq for seq, _ in plan])
             return
         finished = []
@@ -177,18 +177,32 @@ class Engine:
                 if not seq.advance(take, token):
                     continue  # mid-prompt chunk: no token yet
                 seq.output.append(token)
-                seq.request.on_event(Event("token", token=token, logprobs=token_lp))
+                if not self._deliver(seq, Event("token", token=token, logprobs=token_lp)):
+                    finished.append(seq)
+                    continue
                 reason = None
                 if token in seq.request.stop_token_ids:
                     reason = FINISH_STOP
                 elif seq.generated >= seq.request.max_tokens or seq.past + 1 >= self.model.kv_slot_tokens:
                     reason = FINISH_LENGTH  # prompt + completion fill the context window
                 if reason:
-                    seq.request.on_event(Event("finish", finish_reason=reason))
+                    self._deliver(seq, Event("finish", finish_reason=reason))
                     finished.append(seq)
                 else:
                     seq.continue_with(token)
             self._release(finished)
+
+    @staticmethod
+    def _deliver(seq: _Running, event: Event) -> bool:
+        """Hands an event to its request's callback. A callback that raises (its event loop is gone, say) ends
+        that request only; the scheduler thread must outlive any one consumer."""
+        try:
+            seq.request.on_event(event)
+            return True
+        except Exception:
+            log.exception("request %s: its event callback failed; the request is dropped", seq.request.id)
+            seq.cancelled = True
+            return False
 
     @staticmethod
     def _host_logits(plan, requests: list[StepRequest], tokens: list[int], logits):

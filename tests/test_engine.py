@@ -141,3 +141,24 @@ def test_long_prompt_does_not_stall_a_running_stream(checkpoint_dir):
     first_late = late.times[0]
     tokens_before = sum(1 for t in running.times if t < first_late)
     assert tokens_before >= 2 + 9
+
+
+def test_a_failing_callback_drops_only_its_request(checkpoint_dir):
+    """A consumer whose callback raises (its event loop closed, say) must not take the scheduler thread down."""
+    model, engine = run_engine(checkpoint_dir, kv_slots=2)
+
+    def broken(event):
+        raise RuntimeError("Event loop is closed")
+
+    try:
+        engine.submit(Request(prompts(1)[0], 8, GREEDY, broken, id="broken"))
+        healthy = Collector()
+        engine.submit(Request(prompts(2)[1], 6, GREEDY, healthy, id="healthy"))
+        assert healthy.done.wait(60) and len(healthy.tokens) == 6 and healthy.finish == "length"
+        deadline = time.monotonic() + 10
+        while engine.stats["free_slots"] != 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert engine.stats["free_slots"] == 2
+    finally:
+        engine.shutdown()
+        model.close()
