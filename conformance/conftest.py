@@ -18,7 +18,8 @@ API_KEY = "conformance-secret"
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
-    process = ServerProcess("--max-batch", "32", "--max-model-len", "256", "--max-body-bytes", "65536", "--dtype", "f32",
+    process = ServerProcess("--max-batch", "32", "--max-model-len", "256", "--max-body-bytes", "65536",
+                            "--dtype", "f32",
                             "--max-step-tokens", "256", log_path=tmp_path_factory.mktemp("server") / "main.log")
     process.start()
     yield process

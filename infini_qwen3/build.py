@@ -334,7 +334,8 @@ def build(opts: BuildOptions) -> Path:
 def parse_args(argv: list[str] | None = None) -> BuildOptions:
     parser = argparse.ArgumentParser(prog="python -m infini_qwen3.build", description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", choices=DEVICES, default="cpu")
-    parser.add_argument("--prefix", type=Path, help="install InfiniCore here (default: $INFINI_ROOT or build/infini-DEVICE)")
+    parser.add_argument("--prefix", type=Path,
+                        help="install InfiniCore here (default: $INFINI_ROOT or build/infini-DEVICE)")
     parser.add_argument("--infini-root", type=Path, help="use this existing InfiniCore install; do not build it")
     parser.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--cuda-arch", help="GPU architecture for --device nvidia when no GPU is visible, e.g. sm_90")

@@ -4,7 +4,6 @@ the way transformers renders it: trim_blocks, lstrip_blocks, a sandbox, `tojson`
 from __future__ import annotations
 
 import functools
-
 import json
 from functools import cached_property
 from pathlib import Path
@@ -52,7 +51,8 @@ class Tokenizer:
         self.fast = fast
         self.chat_template = chat_template
         self.config = config
-        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
+        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
+                                            extensions=["jinja2.ext.loopcontrols"])
         env.filters["tojson"] = _tojson
         env.globals["raise_exception"] = _raise_exception
         try:

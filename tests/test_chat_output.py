@@ -8,8 +8,15 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from infini_qwen3.server.chat_output import (CONTENT, DETECT, REASONING, ChatOutput, ReasoningSplitter,
-                                             ToolCallParser, reasoning_state_after)
+from infini_qwen3.server.chat_output import (
+    CONTENT,
+    DETECT,
+    REASONING,
+    ChatOutput,
+    ReasoningSplitter,
+    ToolCallParser,
+    reasoning_state_after,
+)
 
 words = st.sampled_from(["思考", "answer", " ", "\n", "\n\n", "<", "think", ">", "</", "tool_call", "{", "}",
                          '"name"', ":", '"f"', "😀", "x"])

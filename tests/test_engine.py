@@ -52,7 +52,8 @@ def prompts(n):
 
 
 def run_engine(path, kv_slots=2, max_step_tokens=64, max_queue=16):
-    model = Qwen3Model(path, device=TEST_DEVICE, dtype="f32", kv_slots=kv_slots, kv_slot_tokens=64, max_step_tokens=max_step_tokens)
+    model = Qwen3Model(path, device=TEST_DEVICE, dtype="f32", kv_slots=kv_slots, kv_slot_tokens=64,
+                       max_step_tokens=max_step_tokens)
     engine = Engine(model, max_queue=max_queue)
     engine.start()
     return model, engine
@@ -68,7 +69,8 @@ def test_more_requests_than_slots_all_finish_with_the_tokens_they_get_alone(chec
             collectors.append(c)
         for c in collectors:
             assert c.done.wait(60)
-        assert engine.stats == {"running": 0, "waiting": 0, "slots": 2, "free_slots": 2, "kv_tokens": 0, "kv_usage": 0.0}
+        assert engine.stats == {"running": 0, "waiting": 0, "slots": 2, "free_slots": 2, "kv_tokens": 0,
+                                "kv_usage": 0.0}
     finally:
         engine.shutdown()
         model.close()

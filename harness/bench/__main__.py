@@ -21,6 +21,7 @@ from infini_qwen3.weights import checkpoint_bytes
 from . import configs, measure
 from .tables import markdown
 
+
 def parse_shapes(text: str) -> list[measure.Shape]:
     """"1x1024,8x512" -> [Shape(1, 1024), Shape(8, 512)]"""
     shapes = []

@@ -59,7 +59,8 @@ def ours_prefill(model: Qwen3Model, shape: Shape, repeats: int) -> float:
 HOST_PATH = LogitsOptions(frequency_penalty=0.5, logprobs=5)
 
 
-def ours_decode(model: Qwen3Model, shape: Shape, repeats: int, prompt_len: int = 16, host_logits: bool = False) -> float:
+def ours_decode(model: Qwen3Model, shape: Shape, repeats: int, prompt_len: int = 16,
+                host_logits: bool = False) -> float:
     """Tokens/s of `tokens` greedy decode steps over `batch` running requests (the prefill is not timed);
     host_logits: every request goes through the host logits path instead of sampling on the device."""
     batch = prompts(shape.batch, prompt_len, model.vocab_size, seed=1)

@@ -35,7 +35,8 @@ def markdown(result: dict) -> str:
     if bw:
         lines += ["", f"Batch-1 decode bandwidth floor: {bw['weight_bytes'] / 2**20:,.0f} MiB of weights / "
                       f"{bw['copy_bytes_per_s'] / 1e9:.1f} GB/s copy bandwidth = {_ms(bw['floor_s_per_token'])} ms per "
-                      f"token; measured {_ms(bw['ours_s_per_token'])} ms, {bw['fraction'] * 100:.1f}% of the floor's speed."]
+                      f"token; measured {_ms(bw['ours_s_per_token'])} ms, "
+                      f"{bw['fraction'] * 100:.1f}% of the floor's speed."]
     memory = result.get("memory")
     if memory:
         parts = [f"{k.replace('_', ' ')}: {v:,.0f} MiB" for k, v in memory.items() if v is not None]

@@ -117,7 +117,8 @@ def compare_traces(ours: dict[str, np.ndarray], reference: dict[str, np.ndarray]
     first = None
     for name in order:
         if name not in ours or name not in reference:
-            raise AssertionError(f"operator {name} missing from the {'native' if name not in ours else 'reference'} trace")
+            side = "native" if name not in ours else "reference"
+            raise AssertionError(f"operator {name} missing from the {side} trace")
         errors[name] = rel_l2(ours[name], reference[name])
         limit = threshold(name)
         if first is None and not errors[name] <= limit:

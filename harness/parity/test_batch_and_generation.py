@@ -76,7 +76,8 @@ def test_generation_in_small_prefill_chunks_equals_one_step(checkpoint_dir):
     batch = prompts([11, 6], seed=4)
     results = []
     for budget in (64, 4):
-        with Qwen3Model(checkpoint_dir, device=TEST_DEVICE, dtype="f32", kv_slots=2, kv_slot_tokens=64, max_step_tokens=budget) as m:
+        with Qwen3Model(checkpoint_dir, device=TEST_DEVICE, dtype="f32", kv_slots=2, kv_slot_tokens=64,
+                        max_step_tokens=budget) as m:
             out = [[] for _ in batch]
             for index, token in generate(m, batch, max_new_tokens=10, eos_token_ids=()):
                 out[index].append(token)

@@ -19,11 +19,11 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 
 from . import errors
+from .chat_output import ChatOutput, ChatPiece
 from .errors import APIError
 from .generation import Generation, GenerationFailed
 from .metrics import Metrics
 from .protocol import parse_chat, parse_completion, parse_json
-from .chat_output import ChatOutput, ChatPiece
 from .responses import SSE_DONE, ChunkMaker, LogprobFormat, chat_completion, chat_message, sse, text_completion
 from .service import Service
 

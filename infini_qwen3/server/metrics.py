@@ -77,7 +77,8 @@ class Metrics:
             "requests_running": ("Requests holding a KV slot.", engine_stats.get("running", 0)),
             "requests_waiting": ("Requests queued for a KV slot.", engine_stats.get("waiting", 0)),
             "kv_slots_total": ("KV cache slots.", engine_stats.get("slots", 0)),
-            "kv_slots_used": ("KV cache slots in use.", engine_stats.get("slots", 0) - engine_stats.get("free_slots", 0)),
+            "kv_slots_used": ("KV cache slots in use.",
+                              engine_stats.get("slots", 0) - engine_stats.get("free_slots", 0)),
             "kv_tokens_used": ("Tokens held in the KV cache.", engine_stats.get("kv_tokens", 0)),
             "kv_cache_usage_ratio": ("Fraction of KV cache token capacity in use.", engine_stats.get("kv_usage", 0.0)),
         }

@@ -79,7 +79,8 @@ def run_serve(args) -> int:
 
     if args.max_batch < 1 or args.max_step_tokens < 1 or (args.max_model_len is not None and args.max_model_len < 2):
         raise ValueError("--max-batch and --max-step-tokens must be at least 1, --max-model-len at least 2")
-    state = ServerState(ServerConfig(api_key=args.api_key, max_body_bytes=args.max_body_bytes), loader=make_loader(args))
+    config = ServerConfig(api_key=args.api_key, max_body_bytes=args.max_body_bytes)
+    state = ServerState(config, loader=make_loader(args))
     server = uvicorn.Server(uvicorn.Config(create_app(state), host=args.host, port=args.port, log_level="info",
                                            timeout_graceful_shutdown=5))
     failed = []
