@@ -1,11 +1,12 @@
 """Qwen3's own API surface through the openai SDK, end to end on the scripted checkpoint
-(harness/fixtures/scripted.py), which answers "<think>Reason</think>Answer<tool_call>{...}</tool_call>"."""
+(harness/fixtures/scripted.py), which answers
+"<think>Let me check the forecast.</think>Answer<tool_call>{...}</tool_call>"."""
 
 from __future__ import annotations
 
 import json
 
-from harness.fixtures.scripted import TOOL
+from harness.fixtures.scripted import REASONING_TEXT, TOOL
 
 MODEL = "scripted"
 ASK = [{"role": "user", "content": "What will the weather be?"}]
@@ -35,14 +36,16 @@ def collect_stream(stream):
 def test_thinking_goes_to_reasoning_content(scripted):
     r = scripted.chat.completions.create(model=MODEL, messages=ASK)
     message = r.choices[0].message
-    assert message.model_extra["reasoning_content"] == "Reason"
+    assert message.model_extra["reasoning_content"] == REASONING_TEXT
     assert message.content == "Answer" + CALL_TEXT  # no tools in the request: the call text is plain content
     assert message.tool_calls is None and r.choices[0].finish_reason == "stop"
 
 
 def test_thinking_split_over_stream_chunks(scripted):
-    stream = scripted.chat.completions.create(model=MODEL, messages=ASK, stream=True)
-    assert collect_stream(stream) == ("Reason", "Answer" + CALL_TEXT, [], "stop")
+    stream = list(scripted.chat.completions.create(model=MODEL, messages=ASK, stream=True))
+    assert collect_stream(stream) == (REASONING_TEXT, "Answer" + CALL_TEXT, [], "stop")
+    pieces = [c.choices[0].delta.model_extra.get("reasoning_content") for c in stream if c.choices]
+    assert len([p for p in pieces if p]) == 6, "one reasoning delta per reasoning token"
 
 
 def test_enable_thinking_false_makes_everything_content(scripted):
@@ -53,8 +56,8 @@ def test_enable_thinking_false_makes_everything_content(scripted):
 
 
 def test_unclosed_think_block_is_reasoning_and_finishes_with_length(scripted):
-    r = scripted.chat.completions.create(model=MODEL, messages=ASK, max_tokens=2)
-    assert r.choices[0].message.model_extra["reasoning_content"] == "Reason"
+    r = scripted.chat.completions.create(model=MODEL, messages=ASK, max_tokens=4)
+    assert r.choices[0].message.model_extra["reasoning_content"] == "Let me check"
     assert r.choices[0].message.content in ("", None) and r.choices[0].finish_reason == "length"
 
 
@@ -62,7 +65,7 @@ def test_tool_calls_non_stream(scripted):
     r = scripted.chat.completions.create(model=MODEL, messages=ASK, tools=[TOOL])
     choice = r.choices[0]
     assert choice.finish_reason == "tool_calls"
-    assert choice.message.content == "Answer" and choice.message.model_extra["reasoning_content"] == "Reason"
+    assert choice.message.content == "Answer" and choice.message.model_extra["reasoning_content"] == REASONING_TEXT
     (call,) = choice.message.tool_calls
     assert call.type == "function" and call.id.startswith("call_") and call.function.name == "get_weather"
     assert json.loads(call.function.arguments) == {"days": 3}
@@ -71,7 +74,7 @@ def test_tool_calls_non_stream(scripted):
 def test_tool_calls_stream_as_deltas(scripted):
     stream = scripted.chat.completions.create(model=MODEL, messages=ASK, tools=[TOOL], stream=True)
     reasoning, content, calls, finish = collect_stream(stream)
-    assert (reasoning, content, finish) == ("Reason", "Answer", "tool_calls")
+    assert (reasoning, content, finish) == (REASONING_TEXT, "Answer", "tool_calls")
     assert len(calls) == 1 and calls[0]["name"] == "get_weather" and calls[0]["id"].startswith("call_")
     assert json.loads(calls[0]["arguments"]) == {"days": 3}
 
