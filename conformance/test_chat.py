@@ -166,7 +166,7 @@ def test_concurrent_streams_all_progress_and_complete(async_client, streams):
         first_content, finish, pieces = None, None, 0
         loop = asyncio.get_running_loop()
         stream = await async_client.chat.completions.create(
-            model=MODEL, messages=[{"role": "user", "content": f"stream {i}"}], max_tokens=12, stream=True,
+            model=MODEL, messages=[{"role": "user", "content": f"stream {i}"}], max_tokens=48, stream=True,
             seed=i, temperature=1.0)
         async for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
