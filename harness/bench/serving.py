@@ -1,5 +1,5 @@
 """Through the server: N concurrent streaming openai clients; time to first token, inter-token latency and
-output tokens/s, as a user of the endpoint sees them."""
+output tokens/s, as a user of the endpoint sees them (sampling with the checkpoint's generation_config.json)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ async def one_stream(client, model: str, max_tokens: int, seed: int) -> dict:
     arrivals, tokens = [], 0
     stream = await client.chat.completions.create(
         model=model, messages=[{"role": "user", "content": PROMPT}], max_tokens=max_tokens, stream=True,
-        stream_options={"include_usage": True}, temperature=0.0, seed=seed)
+        stream_options={"include_usage": True}, seed=seed)  # the checkpoint's sampling defaults, as users get
     async for chunk in stream:
         if chunk.choices and chunk.choices[0].delta.content:
             arrivals.append(time.perf_counter())
