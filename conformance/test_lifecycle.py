@@ -102,9 +102,12 @@ def test_full_queue_is_429_server_busy(guarded_server):
     """One slot, a queue of one: a third concurrent request is refused at once, not left hanging."""
     with guarded_http(guarded_server) as http:
         with http.stream("POST", "/v1/chat/completions", json={**LONG, "stream": True}) as running:
-            next(running.iter_lines())  # holds the slot
+            lines = running.iter_lines()  # kept: a dropped line iterator closes the stream (a disconnect)
+            next(lines)  # holds the slot
             with http.stream("POST", "/v1/chat/completions", json={**LONG, "stream": True}) as waiting:
                 assert waiting.status_code == 200  # queued behind the first
                 error = assert_openai_error(http.post("/v1/chat/completions", json=LONG), 429, code="server_busy")
                 assert error["type"] == "rate_limit_error"
+                assert metric(guarded_server.base_url, "requests_running") == 1
+                assert metric(guarded_server.base_url, "requests_waiting") == 1
     wait_until_idle(guarded_server.base_url)
