@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .logits import LogitsOptions, TokenLogprobs, apply_penalties, sample, token_logprobs
+from .logits import LogitsOptions, TokenLogprobs, resolve_on_host
 from .model import Qwen3Model, SamplingParams, StepRequest
 from .sequence import Sequence, plan_step, request_rng
 
@@ -210,12 +210,8 @@ class Engine:
         min_p apply (with the same uniform draw the device had), and compute logprobs where asked."""
         tokens, logprobs = list(tokens), [None] * len(plan)
         for i, (seq, take) in enumerate(plan):
-            options = seq.request.logits
-            if take < len(seq.pending) or not options.needs_logits:
+            if take < len(seq.pending) or not seq.request.logits.needs_logits:
                 continue  # a mid-prompt chunk samples nothing real
-            if options.samples_on_host:
-                processed = apply_penalties(logits[i], options, seq.request.prompt, seq.output)
-                tokens[i] = sample(processed, seq.request.sampling, options.min_p, requests[i].random)
-            if options.logprobs is not None:
-                logprobs[i] = token_logprobs(logits[i], tokens[i], options.logprobs)
+            tokens[i], logprobs[i] = resolve_on_host(logits[i], tokens[i], seq.request.logits, seq.request.sampling,
+                                                     seq.request.prompt, seq.output, requests[i].random)
         return tokens, logprobs

@@ -72,6 +72,18 @@ def apply_penalties(logits: np.ndarray, options: LogitsOptions, prompt: list[int
     return out
 
 
+def resolve_on_host(raw_logits: np.ndarray, device_token: int, options: LogitsOptions, sampling: SamplingParams,
+                    prompt: list[int], generated: list[int], random_value: float) -> tuple[int, TokenLogprobs | None]:
+    """One request's token after a step of the host logits path: resampled (same uniform draw as the device)
+    where penalties, bias or min_p apply, else the device's; and its logprobs when asked for."""
+    token = device_token
+    if options.samples_on_host:
+        processed = apply_penalties(raw_logits, options, prompt, generated)
+        token = sample(processed, sampling, options.min_p, random_value)
+    logprobs = token_logprobs(raw_logits, token, options.logprobs) if options.logprobs is not None else None
+    return token, logprobs
+
+
 def candidates(logits: np.ndarray, sampling: SamplingParams, min_p: float) -> tuple[np.ndarray, np.ndarray]:
     """The tokens a draw can return, most likely first, with their cumulative (unnormalized) probabilities:
     temperature -> min_p -> top-k -> top-p (the token that crosses top_p stays)."""

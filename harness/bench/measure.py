@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from infini_qwen3.logits import LogitsOptions, apply_penalties, sample, token_logprobs
+from infini_qwen3.logits import LogitsOptions, resolve_on_host
 from infini_qwen3.model import Qwen3Model, SamplingParams, StepRequest
 
 GREEDY = SamplingParams(temperature=0.0)
@@ -69,9 +69,8 @@ def ours_decode(model: Qwen3Model, shape: Shape, repeats: int, prompt_len: int =
         if not host_logits:
             return model.infer(requests)
         tokens, logits = model.infer_with_logits(requests)
-        for i, row in enumerate(logits):
-            tokens[i] = sample(apply_penalties(row, HOST_PATH, batch[i], generated[i]), GREEDY, 0.0, 0.5)
-            token_logprobs(row, tokens[i], HOST_PATH.logprobs)
+        for i, row in enumerate(logits):  # what Engine._host_logits does for each request
+            tokens[i], _ = resolve_on_host(row, tokens[i], HOST_PATH, GREEDY, batch[i], generated[i], 0.5)
         return tokens
 
     def run() -> float:
