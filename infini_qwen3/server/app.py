@@ -24,7 +24,7 @@ from .errors import APIError
 from .generation import Generation, GenerationFailed
 from .metrics import Metrics
 from .protocol import parse_chat, parse_completion, parse_json
-from .responses import SSE_DONE, ChunkMaker, LogprobFormat, chat_completion, chat_message, sse, text_completion
+from .responses import SSE_DONE, ChunkMaker, LogprobFormat, chat_message, completion_body, sse
 from .service import Service
 
 log = logging.getLogger("infini_qwen3.server")
@@ -100,6 +100,16 @@ class Job:
     logprobs: LogprobFormat | None = None  # set when the request asked for logprobs
     created: int = field(default_factory=lambda: int(time.time()))
 
+    def text_start(self, index: int) -> int:
+        """Where a completion choice's generated text starts (after the echoed prompt): the first text_offset."""
+        return len(self.echo_texts[index]) if self.echo_texts else 0
+
+    def format_logprobs(self, entries: list, offset: int) -> tuple[dict, int]:
+        """The choice's logprobs in its endpoint's shape, and the text offset after them (legacy shape)."""
+        if self.chat:
+            return self.logprobs.chat(entries), offset
+        return self.logprobs.completion(entries, offset)
+
     def finish_reason(self, index: int, reason: str) -> str:
         """A chat choice that called tools and ended by itself finishes with "tool_calls", as OpenAI's do."""
         if self.outputs is not None and reason == "stop" and self.outputs[index].called_tools:
@@ -107,8 +117,7 @@ class Job:
         return reason
 
 
-def start_job(state: ServerState, body: dict, chat: bool) -> Job:
-    service = state.ready()
+def start_job(service: Service, body: dict, chat: bool) -> Job:
     outputs = None
     if chat:
         request = parse_chat(body)
@@ -152,7 +161,7 @@ class StreamLogprobs:
     def __init__(self, job: Job):
         self.job = job
         self.carry: list[list] = [[] for _ in job.generation.choices]
-        self.offsets = [len(t) for t in job.echo_texts] if job.echo_texts else [0] * len(self.carry)
+        self.offsets = [job.text_start(i) for i in range(len(self.carry))]
 
     def add(self, index: int, entries: list) -> None:
         self.carry[index] += entries
@@ -161,10 +170,7 @@ class StreamLogprobs:
         if self.job.logprobs is None or not self.carry[index]:
             return chunk
         entries, self.carry[index] = self.carry[index], []
-        if self.job.chat:
-            value = self.job.logprobs.chat(entries)
-        else:
-            value, self.offsets[index] = self.job.logprobs.completion(entries, self.offsets[index])
+        value, self.offsets[index] = self.job.format_logprobs(entries, self.offsets[index])
         chunk["choices"][0]["logprobs"] = value
         return chunk
 
@@ -188,12 +194,10 @@ async def stream_job(state: ServerState, job: Job):
                     if delta.text:
                         yield sse(logprobs.attach(i, maker.choice(i, delta.text)))
                 else:
-                    output = job.outputs[i]
-                    for piece in (output.push(delta.text), output.flush() if delta.finish_reason else None):
-                        if piece:
-                            for chunk in maker.chat_piece(i, piece, calls_sent[i]):
-                                yield sse(logprobs.attach(i, chunk))
-                            calls_sent[i] += len(piece.tool_calls)
+                    for piece in job.outputs[i].feed(delta.text, final=bool(delta.finish_reason)):
+                        for chunk in maker.chat_piece(i, piece, calls_sent[i]):
+                            yield sse(logprobs.attach(i, chunk))
+                        calls_sent[i] += len(piece.tool_calls)
                 if delta.finish_reason:
                     reason = job.finish_reason(i, delta.finish_reason)
                     yield sse(logprobs.attach(i, maker.choice(i, finish_reason=reason)))
@@ -221,8 +225,8 @@ async def collect_job(state: ServerState, job: Job, request: Request) -> Respons
             texts[delta.index] += delta.text
             entries[delta.index] += delta.logprobs
             if job.outputs is not None:
-                output, whole = job.outputs[delta.index], pieces[delta.index]
-                for piece in (output.push(delta.text), output.flush() if delta.finish_reason else ChatPiece()):
+                whole = pieces[delta.index]
+                for piece in job.outputs[delta.index].feed(delta.text, final=bool(delta.finish_reason)):
                     whole.reasoning += piece.reasoning
                     whole.content += piece.content
                     whole.tool_calls += piece.tool_calls
@@ -246,18 +250,13 @@ async def collect_job(state: ServerState, job: Job, request: Request) -> Respons
         job.generation.cancel()
         finish_log(state, job, outcome)
     generation = job.generation
-    if job.chat:
-        messages = [chat_message(p.content, p.reasoning if job.reasoning else None, p.tool_calls) for p in pieces]
-        body = chat_completion(generation.request_id, job.created, job.model, messages, reasons,
-                               generation.prompt_tokens, generation.completion_tokens)
-    else:
-        body = text_completion(generation.request_id, job.created, job.model, texts, reasons,
-                               generation.prompt_tokens, generation.completion_tokens)
+    outputs = ([chat_message(p.content, p.reasoning if job.reasoning else None, p.tool_calls) for p in pieces]
+               if job.chat else texts)
+    body = completion_body(generation.request_id, job.created, job.model, job.chat, outputs, reasons,
+                           generation.prompt_tokens, generation.completion_tokens)
     if job.logprobs is not None:
         for i, choice in enumerate(body["choices"]):
-            start = len(job.echo_texts[i]) if job.echo_texts else 0
-            choice["logprobs"] = (job.logprobs.chat(entries[i]) if job.chat
-                                  else job.logprobs.completion(entries[i], start)[0])
+            choice["logprobs"], _ = job.format_logprobs(entries[i], job.text_start(i))
     return JSONResponse(body)
 
 
@@ -265,9 +264,9 @@ def completion_route(state: ServerState, chat: bool, endpoint: str):
     async def handler(request: Request) -> Response:
         try:
             check_auth(request, state.config)
-            state.ready()
+            service = state.ready()  # before the body is read: a loading server answers 503 at once
             body = parse_json(await read_body(request, state.config.max_body_bytes))
-            job = start_job(state, body, chat)
+            job = start_job(service, body, chat)
         except APIError as exc:
             state.metrics.count_request(endpoint, exc.status)
             if exc.status >= 500:

@@ -187,6 +187,11 @@ class ChatOutput:
         reasoning, content = self.reasoning.flush() if self.reasoning else ("", "")
         return self._content_piece(reasoning, content, final=True)
 
+    def feed(self, text: str, final: bool) -> list[ChatPiece]:
+        """The non-empty pieces for one text delta; the last delta of the choice also flushes what was held."""
+        pieces = [self.push(text), self.flush() if final else ChatPiece()]
+        return [piece for piece in pieces if piece]
+
     def _content_piece(self, reasoning: str, content: str, final: bool) -> ChatPiece:
         if self.tools is None:
             return ChatPiece(reasoning, content)

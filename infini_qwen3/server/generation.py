@@ -69,7 +69,7 @@ class Generation:
                  sampling: SamplingParams, *, stop: list[str], stop_token_ids: frozenset[int], seed: int | None,
                  logits: LogitsOptions = LogitsOptions()):
         self.engine, self.request_id, self.logits = engine, request_id, logits
-        self.sampling, self.stop_strings, self.stop_token_ids, self.seed = sampling, stop, stop_token_ids, seed
+        self.sampling, self.stop_token_ids, self.seed = sampling, stop_token_ids, seed
         self.choices = [_Choice(spec, f"{request_id}-{i}", IncrementalDetokenizer(tokenizer), StopFilter(stop))
                         for i, spec in enumerate(specs)]
         self.timing = Timing()

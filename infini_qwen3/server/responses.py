@@ -76,22 +76,15 @@ def chat_message(content: str, reasoning: str | None = None, tool_calls: list | 
     return message
 
 
-def chat_completion(request_id: str, created: int, model: str, messages: list[dict], reasons: list[str],
+def completion_body(request_id: str, created: int, model: str, chat: bool, outputs: list, reasons: list[str],
                     prompt_tokens: int, completion_tokens: int) -> dict:
+    """A non-streamed response: chat.completion (outputs are messages) or text_completion (outputs are texts)."""
+    key = "message" if chat else "text"
     return {
-        "id": request_id, "object": "chat.completion", "created": created, "model": model,
-        "choices": [{"index": i, "message": message, "logprobs": None, "finish_reason": reason}
-                    for i, (message, reason) in enumerate(zip(messages, reasons))],
-        "usage": usage(prompt_tokens, completion_tokens),
-    }
-
-
-def text_completion(request_id: str, created: int, model: str, texts: list[str], reasons: list[str],
-                    prompt_tokens: int, completion_tokens: int) -> dict:
-    return {
-        "id": request_id, "object": "text_completion", "created": created, "model": model,
-        "choices": [{"index": i, "text": text, "logprobs": None, "finish_reason": reason}
-                    for i, (text, reason) in enumerate(zip(texts, reasons))],
+        "id": request_id, "object": "chat.completion" if chat else "text_completion", "created": created,
+        "model": model,
+        "choices": [{"index": i, key: output, "logprobs": None, "finish_reason": reason}
+                    for i, (output, reason) in enumerate(zip(outputs, reasons))],
         "usage": usage(prompt_tokens, completion_tokens),
     }
 
