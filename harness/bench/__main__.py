@@ -15,6 +15,7 @@ from pathlib import Path
 
 from harness.results import run_metadata
 from infini_qwen3.build import BUILD_ROOT
+from infini_qwen3.config import Qwen3Config
 from infini_qwen3.model import Qwen3Model
 from infini_qwen3.weights import checkpoint_bytes
 
@@ -75,7 +76,7 @@ def device_used_mib(device: str) -> float | None:
     return (total - free) / 2**20
 
 
-def run_ours(args, model_dir: Path, prefill, decode) -> tuple[dict, dict, float]:
+def run_ours(args, model_dir: Path, prefill, decode) -> tuple[dict, dict, dict, float | None]:
     slots = max([s.batch for s in prefill + decode])
     context = max([s.tokens for s in prefill] + [16 + s.tokens for s in decode])
     step_tokens = max(s.batch * s.tokens for s in prefill)
@@ -142,8 +143,7 @@ def throughput(args) -> dict:
 
 
 def _stored_bytes_per_param(model_dir: Path) -> int:
-    raw = json.loads((model_dir / "config.json").read_text())
-    stored = raw.get("torch_dtype") or raw.get("dtype") or "float32"
+    stored = Qwen3Config.from_file(model_dir).torch_dtype
     return {"float32": 4, "bfloat16": 2, "float16": 2}.get(stored, 4)
 
 
