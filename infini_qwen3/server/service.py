@@ -72,12 +72,15 @@ class Service:
             if isinstance(prompt, str):
                 prompts.append(self._nonempty(self.tokenizer.encode(prompt), "prompt"))
                 continue
-            bad = [t for t in prompt if t >= self.model.vocab_size]
-            if bad:
-                raise bad_request(f"Token id {bad[0]} is outside the vocabulary ({self.model.vocab_size}).",
-                                  "prompt")
+            self._check_vocabulary(prompt, "prompt")
             prompts.append(self._nonempty(list(prompt), "prompt"))
         return prompts
+
+    def _check_vocabulary(self, ids: list[int], param: str) -> None:
+        bad = [t for t in ids if t >= self.model.vocab_size]
+        if bad:
+            raise bad_request(f"Token id {bad[0]} in `{param}` is outside the vocabulary ({self.model.vocab_size}).",
+                              param)
 
     @staticmethod
     def _nonempty(ids: list[int], param: str) -> list[int]:
@@ -114,12 +117,8 @@ class Service:
     def start(self, kind: str, prompts: list[list[int]], params: GenerationParams, param: str) -> Generation:
         """kind "chatcmpl" or "cmpl": the id prefix. Choice i * n + j is choice j of prompt i (OpenAI's order)."""
         budgets = [self.max_tokens_for(p, params, param) for p in prompts]
-        for param_name, ids in (("stop_token_ids", params.stop_token_ids),
-                                ("logit_bias", [t for t, _ in params.logits.logit_bias])):
-            bad_ids = [t for t in ids if t >= self.model.vocab_size]
-            if bad_ids:
-                raise bad_request(f"Token id {bad_ids[0]} in `{param_name}` is outside the vocabulary "
-                                  f"({self.model.vocab_size}).", param_name)
+        self._check_vocabulary(params.stop_token_ids, "stop_token_ids")
+        self._check_vocabulary([t for t, _ in params.logits.logit_bias], "logit_bias")
         specs = [ChoiceSpec(prompt, budget, j) for prompt, budget in zip(prompts, budgets) for j in range(params.n)]
         generation = Generation(self.engine, self.tokenizer, f"{kind}-{uuid.uuid4().hex}", specs,
                                 self.sampling_for(params), stop=params.stop,
