@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from .tokenizer import DEFAULT_TEMPLATE
@@ -154,18 +155,28 @@ def cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "infini-qwen3"
 
 
-def ensure_demo_checkpoint(root: Path | None = None) -> Path:
-    """The embedded demo model `infini-qwen3 serve` uses when no --model is given: built locally once (about
-    15 s: the tokenizer, then random weights) and reused. Process-safe through a lock file."""
+def build_once(target: Path, build: Callable[[Path], object]) -> Path:
+    """target, made by build(target) once per machine: process-safe (a file lock beside it), and only a build
+    that finished counts (a marker written after it; a half-built folder is removed and built again)."""
     import fcntl
 
-    target = (root or cache_root()) / DEMO_VERSION
+    marker = target / ".complete"
     target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / f".{DEMO_VERSION}.lock", "w") as lock:
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (target / "ready").is_file():
+        if not marker.is_file():
             shutil.rmtree(target, ignore_errors=True)
-            build_qwen3_tokenizer(target / "tokenizer")
-            build_random_checkpoint(target / "model", target / "tokenizer", seed=0, num_hidden_layers=2)
-            (target / "ready").write_text("ok\n")
-    return target / "model"
+            build(target)
+            marker.write_text("ok\n")
+    return target
+
+
+def ensure_demo_checkpoint(root: Path | None = None) -> Path:
+    """The embedded demo model `infini-qwen3 serve` uses when no --model is given: built locally once (about
+    15 s: the tokenizer, then random weights) and reused."""
+
+    def build(target: Path) -> None:
+        build_qwen3_tokenizer(target / "tokenizer")
+        build_random_checkpoint(target / "model", target / "tokenizer", seed=0, num_hidden_layers=2)
+
+    return build_once((root or cache_root()) / DEMO_VERSION, build) / "model"
