@@ -96,8 +96,9 @@ def test_history_with_tool_calls_and_tool_results_renders(scripted):
 
 def test_named_tool_choice_steers_and_a_broken_call_stays_content(scripted):
     """A named tool_choice starts the answer with the call's opening. The scripted model does not know how to go
-    on from there, so the call never closes: it is returned as content, not a 500, not a tool call."""
-    r = scripted.chat.completions.create(model=MODEL, messages=ASK, tools=[TOOL], max_tokens=4,
+    on from there (all its logits are 0), so the call never closes: it is returned as content, not a 500, not a
+    tool call. Greedy: with sampling, a draw among the tied tokens could land on a script token and close it."""
+    r = scripted.chat.completions.create(model=MODEL, messages=ASK, tools=[TOOL], max_tokens=4, temperature=0,
                                          tool_choice={"type": "function", "function": {"name": "get_weather"}})
     message = r.choices[0].message
     assert message.tool_calls is None and r.choices[0].finish_reason == "length"
