@@ -1,8 +1,8 @@
 """Starts real servers (subprocesses on loopback) on the embedded demo checkpoint for the conformance suite.
 
-`main`: a roomy server (32 slots, 256-token context, 64 KiB body limit, f32 so that logprobs and penalties can be
-checked against transformers token for token) most tests share.
-`guarded`: one slot, a queue of one and an API key, for the 429 and 401 cases."""
+`main`: a roomy server (32 running requests, 256-token context, 64 KiB body limit, f32 so that logprobs and
+penalties can be checked against transformers token for token) most tests share.
+`guarded`: one running request, a queue of one and an API key, for the 429 and 401 cases."""
 
 from __future__ import annotations
 

@@ -182,6 +182,6 @@ def test_concurrent_streams_all_progress_and_complete(async_client, streams):
     results = asyncio.run(main())
     assert all(finish is not None and finish[1] == "length" for _, finish, _ in results)
     assert all(pieces > 0 for _, _, pieces in results)
-    # Progress together: every stream had output before any stream was done (32 slots; no one waits in line).
+    # Progress together: every stream had output before any stream was done (32 running at once; no one waits in line).
     first_done = min(finish[0] for _, finish, _ in results)
     assert sum(first <= first_done for first, _, _ in results) == streams

@@ -28,7 +28,7 @@ def wait_until_idle(base_url: str, timeout: float = 10) -> None:
         if metric(base_url, "requests_running") == 0 and metric(base_url, "requests_waiting") == 0:
             return
         time.sleep(0.05)
-    raise AssertionError("requests still hold KV slots after their clients left")
+    raise AssertionError("requests still hold KV blocks after their clients left")
 
 
 def test_health_was_503_while_loading_then_200(server):
@@ -48,7 +48,8 @@ def test_metrics_in_prometheus_text(server, client):
     text = httpx.get(f"{server.base_url}/metrics").text
     assert metric(server.base_url, "generation_tokens_total") == before + 3
     assert 'infini_qwen3_requests_total{endpoint="/v1/chat/completions",status="200"}' in text
-    for name in ("time_to_first_token_seconds_bucket", "time_per_output_token_seconds_count", "kv_slots_total",
+    for name in ("time_to_first_token_seconds_bucket", "time_per_output_token_seconds_count", "kv_blocks_total",
+                 "kv_blocks_used", "kv_preemptions",
                  "kv_cache_usage_ratio", "requests_waiting", "prompt_tokens_total"):
         assert f"infini_qwen3_{name}" in text
 

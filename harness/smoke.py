@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from harness.fixtures.blocks import slot_blocks
 from harness.fixtures.checkpoints import checkpoint
 from infini_qwen3.model import Qwen3Model, SamplingParams, StepRequest
 
@@ -30,13 +31,14 @@ def main(argv: list[str] | None = None) -> int:
         reference = Qwen3ForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
         with torch.no_grad():
             expected = reference(torch.tensor([prompt + [66]])).logits[0].numpy()
-        with Qwen3Model(path, device=args.device, dtype=args.dtype, kv_slots=2, kv_slot_tokens=32) as model:
+        with Qwen3Model(path, device=args.device, dtype=args.dtype, max_model_len=32, kv_cache_tokens=64) as model:
             print(f"[smoke] loaded on {args.device} ({args.dtype})", flush=True)
-            prefill = model.forward([StepRequest(prompt, 0, 0)])
+            prefill = model.forward([StepRequest(prompt, 0, slot_blocks(model, 0))])
             report("prefill", prefill[0], expected[len(prompt) - 1])
-            decode = model.forward([StepRequest([66], len(prompt), 0)])
+            decode = model.forward([StepRequest([66], len(prompt), slot_blocks(model, 0))])
             report("decode", decode[0], expected[len(prompt)])
-            token = model.infer([StepRequest([66], len(prompt), 0, SamplingParams(temperature=0.0))])
+            greedy = SamplingParams(temperature=0.0)
+            token = model.infer([StepRequest([66], len(prompt), slot_blocks(model, 0), greedy)])
             print(f"[smoke] greedy token {token[0]} (argmax of reference {int(expected[len(prompt)].argmax())})")
     return 0
 

@@ -51,8 +51,9 @@ class Meta(ctypes.Structure):
         ("tie_word_embeddings", ctypes.c_int32),
         ("dtype", ctypes.c_int32),
         ("rope_layout", ctypes.c_int32),
-        ("kv_slots", ctypes.c_uint32),
-        ("kv_slot_tokens", ctypes.c_uint32),
+        ("kv_blocks", ctypes.c_uint32),
+        ("kv_block_size", ctypes.c_uint32),
+        ("max_seq_tokens", ctypes.c_uint32),
         ("max_step_tokens", ctypes.c_uint32),
     ]
 
@@ -63,8 +64,9 @@ class Batch(ctypes.Structure):
         ("ntok", ctypes.c_uint32),
         ("req_lens", ctypes.POINTER(ctypes.c_uint32)),
         ("req_pos", ctypes.POINTER(ctypes.c_uint32)),
-        ("req_slots", ctypes.POINTER(ctypes.c_uint32)),
         ("nreq", ctypes.c_uint32),
+        ("block_tables", ctypes.POINTER(ctypes.c_uint32)),
+        ("block_table_width", ctypes.c_uint32),
     ]
 
 

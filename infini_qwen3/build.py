@@ -1,6 +1,6 @@
 """Build InfiniCore 0.1.0 from its PyPI sdist (with this project's patches) and the native Qwen3 library.
 
-    python -m infini_qwen3.build [--device cpu|nvidia] [--prefix DIR] [--jobs N] [--infini-root DIR]
+    python -m infini_qwen3.build [--device cpu|nvidia] [--prefix DIR] [--jobs N] [--infini-root DIR] [--native-out DIR]
 
 Steps: download the sdist with pip (no binary), verify its sha256 against native/infinicore/infinicore.toml,
 unpack, apply native/infinicore/patches/*.patch in order, build InfiniCore's C API with xmake (offline) and
@@ -53,6 +53,7 @@ class BuildOptions:
     infini_root: Path | None = None
     jobs: int = os.cpu_count() or 2
     cuda_arch: str | None = None
+    native_out: Path = NATIVE_OUT
     verbose: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -270,11 +271,11 @@ def build_infinicore(opts: BuildOptions, prefix: Path) -> bool:
 
 
 def build_native(opts: BuildOptions, infini_root: Path) -> Path:
-    """Build native/ against infini_root into build/native/libinfini_qwen3.so (xmake is incremental)."""
+    """Build native/ against infini_root into NATIVE_OUT/libinfini_qwen3.so (xmake is incremental)."""
     xmake = find_xmake()
     env = xmake_env(opts, BUILD_ROOT / "xmake-global")
     env["INFINI_QWEN3_INFINI_ROOT"] = str(infini_root)
-    builddir = BUILD_ROOT / "native-build"
+    builddir = BUILD_ROOT / f"native-build-{opts.device}"  # one per device: switching does not reconfigure
     project_cache = builddir / "xmake-project"
     env["XMAKE_CONFIGDIR"] = str(project_cache)  # keep xmake's project cache out of native/
     common = ["-P", str(NATIVE_DIR)]
@@ -291,15 +292,15 @@ def build_native(opts: BuildOptions, infini_root: Path) -> Path:
     built = sorted(builddir.glob("**/release/libinfini_qwen3.so"))
     if not built:
         raise BuildError(f"xmake reported success but no libinfini_qwen3.so under {builddir}:\n{out}")
-    NATIVE_OUT.mkdir(parents=True, exist_ok=True)
-    lib = NATIVE_OUT / "libinfini_qwen3.so"
+    opts.native_out.mkdir(parents=True, exist_ok=True)
+    lib = opts.native_out / "libinfini_qwen3.so"
     if not lib.exists() or sha256_of(lib) != sha256_of(built[0]):
         # A new file renamed over the old one: processes that have the library loaded keep their mapping
         # (copying over it in place crashed a running server).
         staged = lib.with_name(lib.name + ".new")
         shutil.copy2(built[0], staged)
         os.replace(staged, lib)
-    NATIVE_MANIFEST.write_text(json.dumps({**config, "library": str(lib)}, indent=2))
+    (opts.native_out / NATIVE_MANIFEST.name).write_text(json.dumps({**config, "library": str(lib)}, indent=2))
     log(f"native library: {lib}")
     return lib
 
@@ -339,10 +340,13 @@ def parse_args(argv: list[str] | None = None) -> BuildOptions:
     parser.add_argument("--infini-root", type=Path, help="use this existing InfiniCore install; do not build it")
     parser.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--cuda-arch", help="GPU architecture for --device nvidia when no GPU is visible, e.g. sm_90")
+    parser.add_argument("--native-out", type=Path, default=NATIVE_OUT,
+                        help=f"where libinfini_qwen3.so goes (default {NATIVE_OUT.relative_to(PROJECT_ROOT)}; "
+                             "the runtime loads it from there or from $INFINI_QWEN3_LIB)")
     parser.add_argument("--verbose", "-v", action="store_true")
     args = parser.parse_args(argv)
     return BuildOptions(device=args.device, prefix=args.prefix, infini_root=args.infini_root, jobs=args.jobs,
-                        cuda_arch=args.cuda_arch, verbose=args.verbose)
+                        cuda_arch=args.cuda_arch, native_out=args.native_out.resolve(), verbose=args.verbose)
 
 
 def main(argv: list[str] | None = None) -> int:

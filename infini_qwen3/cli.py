@@ -31,8 +31,8 @@ def run_generate(args) -> int:
     from .detokenizer import IncrementalDetokenizer
     from .generation import generate
 
-    with Qwen3Model(args.model, device=args.device, device_id=args.device_id, dtype=args.dtype, kv_slots=1,
-                    kv_slot_tokens=None, progress=sys.stderr.isatty()) as model:
+    with Qwen3Model(args.model, device=args.device, device_id=args.device_id, dtype=args.dtype,
+                    progress=sys.stderr.isatty()) as model:
         tokenizer = model.tokenizer
         if args.chat:
             prompt_ids = tokenizer.encode_chat([{"role": "user", "content": args.prompt}],
@@ -48,9 +48,9 @@ def run_generate(args) -> int:
             top_k=defaults.top_k if args.top_k is None else args.top_k,
             top_p=defaults.top_p if args.top_p is None else args.top_p,
         )
-        room = model.kv_slot_tokens - len(prompt_ids)
+        room = model.max_model_len - len(prompt_ids)
         if room <= 0:
-            print(f"error: the prompt has {len(prompt_ids)} tokens; the context holds {model.kv_slot_tokens}",
+            print(f"error: the prompt has {len(prompt_ids)} tokens; the context holds {model.max_model_len}",
                   file=sys.stderr)
             return 2
         detokenizer = IncrementalDetokenizer(tokenizer)

@@ -1,8 +1,11 @@
 """Continuous batching over a Qwen3Model: a scheduler thread runs one batched native step at a time over all
-running requests, admitting waiting ones between steps while KV slots and the step token budget allow.
+running requests, admitting waiting ones between steps while the batch limit and the KV block pool allow.
 
 Each step first gives every decoding request its one token, then spends what is left of the token budget on
-prompt chunks (oldest request first), so a long prompt delays running streams by at most one chunk.
+prompt chunks (oldest request first), so a long prompt delays running streams by at most one chunk. Requests
+take KV blocks from one shared pool as their tokens enter the cache. When the pool runs out, the newest
+running request gives its blocks back and waits to be recomputed (vLLM's preemption by recomputation): its
+stream only pauses, and a seeded request still produces the tokens it would have produced unpressured.
 Results are delivered through a callback per request (the server wraps it into an asyncio queue)."""
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .kv_blocks import BlockPool
 from .logits import LogitsOptions, TokenLogprobs, resolve_on_host
 from .model import Qwen3Model, SamplingParams, StepRequest
-from .sequence import Sequence, plan_step, request_rng
+from .sequence import Sequence, request_rng
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +31,7 @@ class QueueFull(RuntimeError):
 
 
 class ContextTooLong(ValueError):
-    """The prompt (plus at least one new token) does not fit a KV slot."""
+    """The prompt (plus at least one new token) does not fit the context window."""
 
 
 @dataclass
@@ -61,14 +65,19 @@ class _Running(Sequence):
     output: list[int] = field(default_factory=list)  # generated tokens, for the penalties
 
 
+DEFAULT_MAX_BATCH = 8
+
+
 class Engine:
-    def __init__(self, model: Qwen3Model, *, max_batch: int | None = None, max_queue: int = 256):
+    def __init__(self, model: Qwen3Model, *, max_batch: int = DEFAULT_MAX_BATCH, max_queue: int = 256):
         self.model = model
-        self.max_batch = min(max_batch or model.kv_slots, model.kv_slots)
+        self.max_batch = max_batch
         self.max_queue = max_queue
+        self.pool = BlockPool(model.kv_blocks, model.block_size)
+        self.preemptions = 0
         self._waiting: deque[Request] = deque()
-        self._running: list[_Running] = []
-        self._free_slots = list(range(self.max_batch))
+        self._preempted: deque[_Running] = deque()  # gave their blocks back; resumed before new requests
+        self._running: list[_Running] = []  # in admission order: the last is the first to be preempted
         self._cancelled: set[str] = set()
         self._cond = threading.Condition()
         self._stop = False
@@ -87,9 +96,9 @@ class Engine:
     def submit(self, request: Request) -> None:
         if len(request.prompt) == 0:
             raise ValueError("the prompt is empty")
-        if len(request.prompt) + 1 > self.model.kv_slot_tokens:
+        if len(request.prompt) + 1 > self.model.max_model_len:
             raise ContextTooLong(f"the prompt has {len(request.prompt)} tokens; the context window holds "
-                                 f"{self.model.kv_slot_tokens} (including at least one generated token)")
+                                 f"{self.model.max_model_len} (including at least one generated token)")
         with self._cond:
             if len(self._waiting) >= self.max_queue:
                 raise QueueFull(f"{len(self._waiting)} requests are already waiting")
@@ -97,7 +106,7 @@ class Engine:
             self._cond.notify_all()
 
     def cancel(self, request_id: str) -> None:
-        """Stops a request (client gone): it frees its KV slot before the next step."""
+        """Stops a request (client gone): it frees its KV blocks before the next step."""
         with self._cond:
             self._cancelled.add(request_id)
             self._waiting = deque(r for r in self._waiting if r.id != request_id)
@@ -106,10 +115,10 @@ class Engine:
     @property
     def stats(self) -> dict:
         with self._cond:
-            kv_tokens = sum(seq.past for seq in self._running)
-            capacity = self.max_batch * self.model.kv_slot_tokens
-            return {"running": len(self._running), "waiting": len(self._waiting), "slots": self.max_batch,
-                    "free_slots": len(self._free_slots), "kv_tokens": kv_tokens, "kv_usage": kv_tokens / capacity}
+            return {"running": len(self._running), "waiting": len(self._waiting) + len(self._preempted),
+                    "max_batch": self.max_batch, "kv_blocks_total": self.pool.num_blocks,
+                    "kv_blocks_used": self.pool.used, "kv_tokens": sum(seq.past for seq in self._running),
+                    "kv_usage": self.pool.used / self.pool.num_blocks, "preemptions": self.preemptions}
 
     # -- scheduler thread -------------------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -126,31 +135,75 @@ class Engine:
             self._step()
 
     def _drop_cancelled(self) -> None:
-        for seq in self._running:
+        for seq in [*self._running, *self._preempted]:
             if seq.request.id in self._cancelled:
                 seq.cancelled = True
-        self._release([s for s in self._running if s.cancelled])
+        self._release([s for s in [*self._running, *self._preempted] if s.cancelled])
         self._cancelled = {i for i in self._cancelled if any(r.id == i for r in self._waiting)}
 
     def _admit(self) -> None:
-        while self._waiting and self._free_slots:
-            request = self._waiting.popleft()
-            slot = self._free_slots.pop(0)
-            rng = request_rng(request.seed, request.choice_index)
-            self._running.append(_Running(slot=slot, pending=list(request.prompt), rng=rng, request=request))
+        """Preempted sequences first, then waiting requests, while the batch has room and the pool can hold the
+        candidate's pending tokens plus one block for each running sequence to grow into."""
+        while len(self._running) < self.max_batch and (self._preempted or self._waiting):
+            seq = self._preempted[0] if self._preempted else None
+            pending = len(seq.pending) if seq else len(self._waiting[0].prompt)
+            if self.pool.blocks_for(pending + 1) + len(self._running) > self.pool.free:
+                return
+            if seq is None:
+                request = self._waiting.popleft()
+                rng = request_rng(request.seed, request.choice_index)
+                seq = _Running(pending=list(request.prompt), rng=rng, request=request)
+            else:
+                self._preempted.popleft()
+            self._running.append(seq)
 
     def _release(self, finished: list[_Running]) -> None:
         for seq in finished:
             if seq in self._running:
                 self._running.remove(seq)
-                self._free_slots.append(seq.slot)
-        self._free_slots.sort()
+            if seq in self._preempted:
+                self._preempted.remove(seq)
+            self.pool.release(seq.blocks)
+
+    def _preempt(self, seq: _Running) -> None:
+        """Gives seq's blocks back; it is recomputed from its prompt and output when it is admitted again."""
+        self._running.remove(seq)
+        self.pool.release(seq.blocks)
+        seq.pending = list(seq.request.prompt) + seq.output  # output's last token was not in the cache yet
+        seq.past = 0
+        self._preempted.appendleft(seq)
+        self.preemptions += 1
+        log.info("request %s preempted (KV blocks exhausted); it will be recomputed", seq.request.id)
 
     def _plan(self) -> list[tuple[_Running, int]]:
-        """Decode tokens first (one per generating request), then prompt chunks within the token budget."""
-        decoding = [s for s in self._running if s.generated > 0]
-        prefilling = [s for s in self._running if s.generated == 0]
-        return plan_step(decoding + prefilling, self.model.max_step_tokens)
+        """Decode tokens first (one per generating request), then prompt chunks within the token budget; each
+        planned sequence gets the blocks its tokens need, preempting the newest sequences when there are none."""
+        plan: list[tuple[_Running, int]] = []
+        decoding = [s for s in self._running if len(s.pending) == 1]
+        for seq in decoding + [s for s in self._running if len(s.pending) > 1]:
+            budget = self.model.max_step_tokens - sum(take for _, take in plan)
+            if budget == 0 or seq not in self._running:
+                continue  # no budget left, or preempted for an older sequence in this loop
+            take = self._fit(seq, min(len(seq.pending), budget), plan)
+            if take:
+                plan.append((seq, take))
+        return plan
+
+    def _fit(self, seq: _Running, take: int, plan: list[tuple[_Running, int]]) -> int:
+        """How many of `take` tokens seq can put into the cache now (growing its blocks). A prompt chunk shrinks to
+        the free blocks; when not even one token fits, the newest other sequence is preempted (and dropped from
+        this step's plan), or seq itself when it is the newest."""
+        while True:
+            reach = self.pool.tokens_within_reach(seq.blocks) - seq.past
+            if reach >= 1:
+                take = min(take, reach)
+                self.pool.grow(seq.blocks, seq.past + take)
+                return take
+            victim = self._running[-1]
+            self._preempt(victim)
+            plan[:] = [(s, t) for s, t in plan if s is not victim]
+            if victim is seq:
+                return 0
 
     def _step(self) -> None:
         with self._cond:
@@ -183,7 +236,7 @@ class Engine:
                 reason = None
                 if token in seq.request.stop_token_ids:
                     reason = FINISH_STOP
-                elif seq.generated >= seq.request.max_tokens or seq.past + 1 >= self.model.kv_slot_tokens:
+                elif seq.generated >= seq.request.max_tokens or seq.past + 1 >= self.model.max_model_len:
                     reason = FINISH_LENGTH  # prompt + completion fill the context window
                 if reason:
                     self._deliver(seq, Event("finish", finish_reason=reason))

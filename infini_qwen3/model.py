@@ -17,6 +17,9 @@ from .tokenizer import Tokenizer
 from .weights import checkpoint_bytes, iter_tensors
 
 DTYPES = {"f32": _native.DTYPE_F32, "f16": _native.DTYPE_F16, "bf16": _native.DTYPE_BF16}
+DTYPE_BYTES = {"f32": 4, "f16": 2, "bf16": 2}
+KV_BLOCK_SIZE = 16  # tokens per KV block, as vLLM
+DEFAULT_KV_CACHE_MEMORY = 1 << 30  # bytes of K/V when neither a token count nor a memory size is given
 ROPE_LAYOUTS = {"auto": _native.ROPE_AUTO, "gpt_j": _native.ROPE_GPT_J, "neox": _native.ROPE_GPT_NEOX}
 
 
@@ -33,11 +36,12 @@ class SamplingParams:
 
 @dataclass
 class StepRequest:
-    """One request's part of a step: its new tokens, how many it already has in its KV slot, the slot."""
+    """One request's part of a step: its new tokens, how many it already has in the KV cache, and its KV blocks
+    in position order (enough for past + new tokens)."""
 
     tokens: list[int]
     past: int
-    slot: int
+    blocks: list[int]
     sampling: SamplingParams | None = None
     random: float = 0.0
 
@@ -64,8 +68,12 @@ class GenerationDefaults:
 
 class Qwen3Model:
     def __init__(self, model_dir: str | Path, *, device: str = "cpu", device_id: int = 0, ndev: int = 1,
-                 dtype: str = "bf16", kv_slots: int = 8, kv_slot_tokens: int | None = None,
-                 max_step_tokens: int = 2048, rope_layout: str = "auto", progress: bool = False):
+                 dtype: str = "bf16", max_model_len: int | None = None, kv_cache_tokens: int | None = None,
+                 kv_cache_memory: int | None = None, block_size: int = KV_BLOCK_SIZE, max_step_tokens: int = 2048,
+                 rope_layout: str = "auto", progress: bool = False):
+        """The KV pool holds kv_cache_tokens tokens, else as many blocks as fit kv_cache_memory bytes (default
+        DEFAULT_KV_CACHE_MEMORY). max_model_len (default: the checkpoint's, capped to what the pool holds) is
+        the context of one request; asking for more than the pool holds is an error."""
         self.model_dir = Path(model_dir)
         self.config = Qwen3Config.from_file(self.model_dir)
         if dtype not in DTYPES:
@@ -73,9 +81,11 @@ class Qwen3Model:
         if device not in _native.DEVICES:
             raise ValueError(f"device must be one of {sorted(_native.DEVICES)}, got {device!r}")
         self.device, self.dtype = device, dtype
-        self.kv_slots = kv_slots
-        self.kv_slot_tokens = min(kv_slot_tokens or self.config.max_position_embeddings,
-                                  self.config.max_position_embeddings)
+        self.block_size = block_size
+        c = self.config
+        self.kv_block_bytes = 2 * c.num_layers * c.num_kv_heads * c.head_dim * DTYPE_BYTES[dtype] * block_size
+        self.kv_blocks = self._pool_blocks(kv_cache_tokens, kv_cache_memory)
+        self.max_model_len = self._context_length(max_model_len)
         self.max_step_tokens = max_step_tokens
         self.vocab_size = self.config.vocab_size
         self._lib = _native.load()
@@ -93,6 +103,29 @@ class Qwen3Model:
         self.tokenizer = Tokenizer.from_dir(self.model_dir)
         self.defaults = GenerationDefaults.from_dir(self.model_dir, self.config)
 
+    def _pool_blocks(self, tokens: int | None, memory: int | None) -> int:
+        if tokens is not None:
+            blocks = -(-tokens // self.block_size)
+        else:
+            blocks = (DEFAULT_KV_CACHE_MEMORY if memory is None else memory) // self.kv_block_bytes
+        if blocks < 1:
+            raise ValueError(f"the KV cache must hold at least one block of {self.block_size} tokens "
+                             f"({self.kv_block_bytes} bytes for this model)")
+        return blocks
+
+    def _context_length(self, requested: int | None) -> int:
+        limit = self.config.max_position_embeddings
+        pool_tokens = self.kv_blocks * self.block_size
+        if requested is None:
+            return min(limit, pool_tokens)
+        requested = min(requested, limit)
+        if requested > pool_tokens:
+            need = -(-requested // self.block_size) * self.kv_block_bytes
+            raise ValueError(f"a context of {requested} tokens needs {need / 2**20:.1f} MiB of KV cache; the pool "
+                             f"holds {pool_tokens} tokens ({self.kv_blocks * self.kv_block_bytes / 2**20:.1f} MiB): "
+                             "give the KV cache more memory or lower the context length")
+        return requested
+
     def _meta(self, dtype: str, rope_layout: str) -> _native.Meta:
         c = self.config
         return _native.Meta(
@@ -100,8 +133,8 @@ class Qwen3Model:
             num_heads=c.num_heads, num_kv_heads=c.num_kv_heads, head_dim=c.head_dim, vocab_size=c.vocab_size,
             max_position_embeddings=c.max_position_embeddings, rms_norm_eps=c.rms_norm_eps,
             rope_theta=c.rope_theta, tie_word_embeddings=int(c.tie_word_embeddings), dtype=DTYPES[dtype],
-            rope_layout=ROPE_LAYOUTS[rope_layout], kv_slots=self.kv_slots, kv_slot_tokens=self.kv_slot_tokens,
-            max_step_tokens=self.max_step_tokens,
+            rope_layout=ROPE_LAYOUTS[rope_layout], kv_blocks=self.kv_blocks, kv_block_size=self.block_size,
+            max_seq_tokens=self.max_model_len, max_step_tokens=self.max_step_tokens,
         )
 
     def _load_weights(self, progress: bool) -> None:
@@ -126,13 +159,15 @@ class Qwen3Model:
     @staticmethod
     def _batch(requests: list[StepRequest]) -> tuple[_native.Batch, list]:
         tokens = [t for r in requests for t in r.tokens]
+        width = max(1, max(len(r.blocks) for r in requests))
+        tables = [b for r in requests for b in r.blocks + [0] * (width - len(r.blocks))]
         arrays = [
             (ctypes.c_uint32 * len(tokens))(*tokens),
             (ctypes.c_uint32 * len(requests))(*[len(r.tokens) for r in requests]),
             (ctypes.c_uint32 * len(requests))(*[r.past for r in requests]),
-            (ctypes.c_uint32 * len(requests))(*[r.slot for r in requests]),
+            (ctypes.c_uint32 * len(tables))(*tables),
         ]
-        batch = _native.Batch(arrays[0], len(tokens), arrays[1], arrays[2], arrays[3], len(requests))
+        batch = _native.Batch(arrays[0], len(tokens), arrays[1], arrays[2], len(requests), arrays[3], width)
         return batch, arrays  # the arrays must outlive the call
 
     def infer(self, requests: list[StepRequest]) -> list[int]:

@@ -6,7 +6,7 @@ through `plan_step` and `Sequence.advance`, so chunked prefill and token account
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .model import SamplingParams, StepRequest
 
@@ -18,14 +18,19 @@ def request_rng(seed: int | None, index: int = 0) -> random.Random:
 
 @dataclass(eq=False)  # identity: a sequence is one request's state, not a value
 class Sequence:
-    slot: int
     pending: list[int]  # tokens not yet in the KV cache: the prompt's remainder, or the last sampled token
     rng: random.Random
-    past: int = 0  # tokens already in the KV slot
+    past: int = 0  # tokens already in the KV cache
     generated: int = 0
+    blocks: list[int] = field(default_factory=list)  # its KV blocks in position order (kv_blocks.BlockPool)
 
     def step_request(self, take: int, sampling: SamplingParams | None) -> StepRequest:
-        return StepRequest(self.pending[:take], self.past, self.slot, sampling, self.rng.random())
+        """The step's part for this sequence. A random number is drawn only for a step that samples a real
+        token, so the n-th token of a seeded request gets the n-th draw however its prompt was chunked or
+        recomputed."""
+        samples = take == len(self.pending)
+        return StepRequest(self.pending[:take], self.past, self.blocks, sampling,
+                           self.rng.random() if samples else 0.0)
 
     def advance(self, take: int, token: int) -> bool:
         """Records that `take` pending tokens went into the cache and `token` was sampled. Returns False while

@@ -43,7 +43,7 @@ class Collector:
 
 
 def alone(path, prompt, max_tokens):
-    with Qwen3Model(path, device=TEST_DEVICE, dtype="f32", kv_slots=1, kv_slot_tokens=64) as model:
+    with Qwen3Model(path, device=TEST_DEVICE, dtype="f32", max_model_len=64, kv_cache_tokens=64) as model:
         return [t for _, t in generate(model, [prompt], max_new_tokens=max_tokens, eos_token_ids=())]
 
 
@@ -51,16 +51,16 @@ def prompts(n):
     return [[(7 * i + j) % 500 + 1 for j in range(3 + 2 * i)] for i in range(n)]
 
 
-def run_engine(path, kv_slots=2, max_step_tokens=64, max_queue=16):
-    model = Qwen3Model(path, device=TEST_DEVICE, dtype="f32", kv_slots=kv_slots, kv_slot_tokens=64,
-                       max_step_tokens=max_step_tokens)
-    engine = Engine(model, max_queue=max_queue)
+def run_engine(path, max_batch=2, max_step_tokens=64, max_queue=16, kv_cache_tokens=None):
+    model = Qwen3Model(path, device=TEST_DEVICE, dtype="f32", max_model_len=64,
+                       kv_cache_tokens=kv_cache_tokens or max_batch * 64, max_step_tokens=max_step_tokens)
+    engine = Engine(model, max_batch=max_batch, max_queue=max_queue)
     engine.start()
     return model, engine
 
 
 def test_more_requests_than_slots_all_finish_with_the_tokens_they_get_alone(checkpoint_dir):
-    model, engine = run_engine(checkpoint_dir, kv_slots=2)
+    model, engine = run_engine(checkpoint_dir, max_batch=2)
     try:
         collectors = []
         for i, prompt in enumerate(prompts(5)):
@@ -69,8 +69,8 @@ def test_more_requests_than_slots_all_finish_with_the_tokens_they_get_alone(chec
             collectors.append(c)
         for c in collectors:
             assert c.done.wait(60)
-        assert engine.stats == {"running": 0, "waiting": 0, "slots": 2, "free_slots": 2, "kv_tokens": 0,
-                                "kv_usage": 0.0}
+        assert engine.stats == {"running": 0, "waiting": 0, "max_batch": 2, "kv_blocks_total": 8,
+                                "kv_blocks_used": 0, "kv_tokens": 0, "kv_usage": 0.0, "preemptions": 0}
     finally:
         engine.shutdown()
         model.close()
@@ -92,8 +92,8 @@ def test_stop_token_finishes_with_stop(checkpoint_dir):
     assert c.tokens == expected[: expected.index(expected[2]) + 1] and c.finish == "stop"
 
 
-def test_cancel_frees_the_slot(checkpoint_dir):
-    model, engine = run_engine(checkpoint_dir, kv_slots=1)
+def test_cancel_frees_the_blocks(checkpoint_dir):
+    model, engine = run_engine(checkpoint_dir, max_batch=1)
     try:
         c = Collector()
         engine.submit(Request(prompts(1)[0], 60, GREEDY, c, id="long"))
@@ -101,9 +101,9 @@ def test_cancel_frees_the_slot(checkpoint_dir):
             time.sleep(0.01)
         engine.cancel("long")
         deadline = time.monotonic() + 10
-        while engine.stats["free_slots"] != 1 and time.monotonic() < deadline:
+        while engine.stats["kv_blocks_used"] != 0 and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert engine.stats["free_slots"] == 1
+        assert engine.stats["kv_blocks_used"] == 0 and engine.stats["running"] == 0
         after = Collector()
         engine.submit(Request(prompts(2)[1], 4, GREEDY, after, id="next"))
         assert after.done.wait(60) and len(after.tokens) == 4
@@ -113,7 +113,7 @@ def test_cancel_frees_the_slot(checkpoint_dir):
 
 
 def test_queue_limit_and_context_limit(checkpoint_dir):
-    model = Qwen3Model(checkpoint_dir, device=TEST_DEVICE, dtype="f32", kv_slots=1, kv_slot_tokens=64)
+    model = Qwen3Model(checkpoint_dir, device=TEST_DEVICE, dtype="f32", max_model_len=64, kv_cache_tokens=64)
     engine = Engine(model, max_queue=2)  # not started: nothing leaves the queue
     try:
         engine.submit(Request([1], 4, GREEDY, Collector(), id="a"))
@@ -129,7 +129,7 @@ def test_queue_limit_and_context_limit(checkpoint_dir):
 def test_long_prompt_does_not_stall_a_running_stream(checkpoint_dir):
     """With a 4-token step budget, a 40-token prompt prefills over 10 steps; the running stream still gets a
     token in every one of them."""
-    model, engine = run_engine(checkpoint_dir, kv_slots=2, max_step_tokens=4)
+    model, engine = run_engine(checkpoint_dir, max_batch=2, max_step_tokens=4)
     try:
         running, late = Collector(), Collector()
         engine.submit(Request([3, 4], 40, GREEDY, running, id="running"))
@@ -147,7 +147,7 @@ def test_long_prompt_does_not_stall_a_running_stream(checkpoint_dir):
 
 def test_a_failing_callback_drops_only_its_request(checkpoint_dir):
     """A consumer whose callback raises (its event loop closed, say) must not take the scheduler thread down."""
-    model, engine = run_engine(checkpoint_dir, kv_slots=2)
+    model, engine = run_engine(checkpoint_dir, max_batch=2)
 
     def broken(event):
         raise RuntimeError("Event loop is closed")
@@ -158,9 +158,47 @@ def test_a_failing_callback_drops_only_its_request(checkpoint_dir):
         engine.submit(Request(prompts(2)[1], 6, GREEDY, healthy, id="healthy"))
         assert healthy.done.wait(60) and len(healthy.tokens) == 6 and healthy.finish == "length"
         deadline = time.monotonic() + 10
-        while engine.stats["free_slots"] != 2 and time.monotonic() < deadline:
+        while engine.stats["kv_blocks_used"] != 0 and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert engine.stats["free_slots"] == 2
+        assert engine.stats["kv_blocks_used"] == 0
     finally:
         engine.shutdown()
         model.close()
+
+
+def run_to_completion(engine, requests):
+    collectors = [Collector() for _ in requests]
+    for request, c in zip(requests, collectors):
+        request.on_event = c
+        engine.submit(request)
+    for c in collectors:
+        assert c.done.wait(120)
+    return collectors
+
+
+def seeded_requests():
+    sampling = SamplingParams(temperature=1.0, top_k=50, top_p=0.95)
+    return [Request(prompt, 40, sampling, None, seed=11, id=f"p{i}") for i, prompt in enumerate(prompts(4))]
+
+
+def test_preemption_when_the_pool_runs_out_gives_the_unpressured_outputs(checkpoint_dir):
+    """Four requests of up to 49 tokens share a pool of 4 blocks of 16 tokens (one request alone fits): the newest
+    give their blocks back and are recomputed; every stream completes with the tokens of an unpressured run."""
+    model, engine = run_engine(checkpoint_dir, max_batch=4)  # 16 blocks: nobody waits for blocks
+    try:
+        roomy = run_to_completion(engine, seeded_requests())
+        assert engine.stats["preemptions"] == 0
+    finally:
+        engine.shutdown()
+        model.close()
+    model, engine = run_engine(checkpoint_dir, max_batch=4, kv_cache_tokens=64)
+    try:
+        pressed = run_to_completion(engine, seeded_requests())
+        stats = engine.stats
+    finally:
+        engine.shutdown()
+        model.close()
+    assert stats["preemptions"] > 0 and stats["kv_blocks_used"] == 0 and stats["kv_blocks_total"] == 4
+    for a, b in zip(roomy, pressed):
+        assert b.finish == "length" and len(b.tokens) == 40
+        assert b.tokens == a.tokens

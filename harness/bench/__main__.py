@@ -16,7 +16,7 @@ from pathlib import Path
 from harness.results import run_metadata
 from infini_qwen3.build import BUILD_ROOT
 from infini_qwen3.config import Qwen3Config
-from infini_qwen3.model import Qwen3Model
+from infini_qwen3.model import KV_BLOCK_SIZE, Qwen3Model
 from infini_qwen3.weights import checkpoint_bytes
 
 from . import configs, measure
@@ -79,9 +79,10 @@ def device_used_mib(device: str) -> float | None:
 def run_ours(args, model_dir: Path, prefill, decode) -> tuple[dict, dict, dict, float | None]:
     slots = max([s.batch for s in prefill + decode])
     context = max([s.tokens for s in prefill] + [16 + s.tokens for s in decode])
+    context = -(-context // KV_BLOCK_SIZE) * KV_BLOCK_SIZE  # whole blocks: each sequence owns its own (slot_blocks)
     step_tokens = max(s.batch * s.tokens for s in prefill)
-    with Qwen3Model(model_dir, device=args.device, dtype=args.dtype, kv_slots=slots, kv_slot_tokens=context,
-                    max_step_tokens=step_tokens) as model:
+    with Qwen3Model(model_dir, device=args.device, dtype=args.dtype, max_model_len=context,
+                    kv_cache_tokens=slots * context, max_step_tokens=step_tokens) as model:
         pre = {(s.batch, s.tokens): measure.ours_prefill(model, s, args.repeats) for s in prefill}
         dec = {(s.batch, s.tokens): measure.ours_decode(model, s, args.repeats) for s in decode}
         host = {(s.batch, s.tokens): measure.ours_decode(model, s, args.repeats, host_logits=True) for s in decode}

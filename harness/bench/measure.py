@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harness.fixtures.blocks import slot_blocks
 from infini_qwen3.logits import LogitsOptions, resolve_on_host
 from infini_qwen3.model import Qwen3Model, SamplingParams, StepRequest
 
@@ -46,7 +47,7 @@ def prompts(batch: int, length: int, vocab: int, seed: int = 0) -> list[list[int
 def ours_prefill(model: Qwen3Model, shape: Shape, repeats: int) -> float:
     """Tokens/s of one step that prefills `batch` prompts of `tokens` tokens (and samples one token each)."""
     batch = prompts(shape.batch, shape.tokens, model.vocab_size)
-    requests = [StepRequest(p, 0, slot, GREEDY) for slot, p in enumerate(batch)]
+    requests = [StepRequest(p, 0, slot_blocks(model, slot), GREEDY) for slot, p in enumerate(batch)]
 
     def run() -> None:
         model.infer(requests)
@@ -75,13 +76,13 @@ def ours_decode(model: Qwen3Model, shape: Shape, repeats: int, prompt_len: int =
 
     def run() -> float:
         generated = [[] for _ in batch]
-        last = step([StepRequest(p, 0, slot, GREEDY) for slot, p in enumerate(batch)], generated)
+        last = step([StepRequest(p, 0, slot_blocks(model, slot), GREEDY) for slot, p in enumerate(batch)], generated)
         start = time.perf_counter()
         for position in range(shape.tokens - 1):
             for out, token in zip(generated, last):
                 out.append(token)
-            last = step([StepRequest([t], prompt_len + position, slot, GREEDY) for slot, t in enumerate(last)],
-                        generated)
+            last = step([StepRequest([t], prompt_len + position, slot_blocks(model, slot), GREEDY)
+                         for slot, t in enumerate(last)], generated)
         return time.perf_counter() - start
 
     return shape.batch * (shape.tokens - 1) / median_time(run, repeats)

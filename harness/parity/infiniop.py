@@ -46,7 +46,7 @@ class Infiniop:
         return desc
 
     def _run(self, op: str, tensors: list[torch.Tensor], create_extra: tuple, run_args: tuple,
-             workspace: bool = True) -> None:
+             workspace: bool = True, outputs: int = 1) -> None:
         lib = self.lib
         host_tensors, tensors = tensors, [self._to_device(t) for t in tensors]
         descs = [self._desc(t) for t in tensors]
@@ -65,7 +65,7 @@ class Infiniop:
                             f"run {op}")
             else:
                 self._check(getattr(lib, f"infiniop{op}")(op_desc, *ptrs, *run_args, None), f"run {op}")
-            self._copy_back(host_tensors, tensors)
+            self._copy_back(host_tensors[:outputs], tensors[:outputs])
         finally:
             getattr(lib, f"infiniopDestroy{op}Descriptor")(op_desc)
             for d in descs:
@@ -79,11 +79,12 @@ class Infiniop:
         return on_device
 
     def _copy_back(self, host_tensors: list[torch.Tensor], tensors: list[torch.Tensor]) -> None:
-        """Every operator here writes only its first tensor; inputs may share its storage (in-place runs)."""
+        """The operator wrote these (its leading tensors); inputs may share their storage (in-place runs)."""
         if self.device == "cpu":
             return
         torch.cuda.synchronize()
-        host_tensors[0].copy_(tensors[0].cpu())
+        for host, on_device in zip(host_tensors, tensors):
+            host.copy_(on_device.cpu())
 
     def gemm(self, c, a, b, alpha=1.0, beta=0.0):
         # infiniopGemm(desc, ws, ws_size, c, a, b, alpha, beta, stream)
@@ -112,3 +113,15 @@ class Infiniop:
         self._run("RandomSample", [result, probs], (),
                   (ctypes.c_float(random_val), ctypes.c_float(topp), ctypes.c_int(topk), ctypes.c_float(temperature)))
         return int(result.item())
+
+    # Paged KV cache (patch 0009): caches [blocks, kv_heads, block_size, head_dim], I64 tables and lengths.
+    def paged_caching(self, k_cache, v_cache, k, v, slot_mapping):
+        self._run("PagedCaching", [k_cache, v_cache, k, v, slot_mapping], (), (), outputs=2)
+
+    def paged_attention(self, out, q, k_cache, v_cache, block_tables, seq_lens, scale):
+        self._run("PagedAttention", [out, q, k_cache, v_cache, block_tables, seq_lens],
+                  (None, ctypes.c_float(scale)), (None,))
+
+    def paged_attention_prefill(self, out, q, k_cache, v_cache, block_tables, seq_lens, new_lens, scale):
+        self._run("PagedAttentionPrefill", [out, q, k_cache, v_cache, block_tables, seq_lens, new_lens],
+                  (None, ctypes.c_float(scale)), (None,))

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from harness.fixtures.blocks import slot_blocks
 from harness.fixtures.device import TEST_DEVICE
 from infini_qwen3.generation import generate
 from infini_qwen3.model import Qwen3Model, StepRequest
@@ -29,13 +30,18 @@ def test_mixed_prefill_and_decode_step_equals_each_request_alone(checkpoint_dir)
     """Request A decodes with 6 tokens of past, B prefills 5 tokens, C continues a 3-token prefix with 4 more:
     one step for all three gives each the logits it gets when run alone."""
     a, b, c = prompts([7, 5, 7], seed=1)
-    with Qwen3Model(checkpoint_dir, device=TEST_DEVICE, dtype="f32", kv_slots=4, kv_slot_tokens=32) as batched, \
-            Qwen3Model(checkpoint_dir, device=TEST_DEVICE, dtype="f32", kv_slots=4, kv_slot_tokens=32) as alone:
+    sizes = dict(max_model_len=32, kv_cache_tokens=128)
+    with Qwen3Model(checkpoint_dir, device=TEST_DEVICE, dtype="f32", **sizes) as batched, \
+            Qwen3Model(checkpoint_dir, device=TEST_DEVICE, dtype="f32", **sizes) as alone:
         for model in (batched, alone):
-            model.forward([StepRequest(a[:6], 0, 2), StepRequest(c[:3], 0, 0)])  # fill the past of A and C
-        mixed = batched.forward([StepRequest(a[6:], 6, 2), StepRequest(b, 0, 1), StepRequest(c[3:], 3, 0)])
-        singles = [alone.forward([StepRequest(a[6:], 6, 2)])[0], alone.forward([StepRequest(b, 0, 1)])[0],
-                   alone.forward([StepRequest(c[3:], 3, 0)])[0]]
+            # fill the past of A and C
+            model.forward([StepRequest(a[:6], 0, slot_blocks(model, 2)), StepRequest(c[:3], 0, slot_blocks(model, 0))])
+        blocks = [slot_blocks(batched, i) for i in range(3)]
+        mixed = batched.forward([StepRequest(a[6:], 6, blocks[2]), StepRequest(b, 0, blocks[1]),
+                                 StepRequest(c[3:], 3, blocks[0])])
+        singles = [alone.forward([StepRequest(a[6:], 6, blocks[2])])[0],
+                   alone.forward([StepRequest(b, 0, blocks[1])])[0],
+                   alone.forward([StepRequest(c[3:], 3, blocks[0])])[0]]
     for got, want in zip(mixed, singles):
         assert rel_l2(got, want) < 1e-6
     reference = load_reference(checkpoint_dir, torch.float32)
@@ -47,9 +53,9 @@ def test_mixed_prefill_and_decode_step_equals_each_request_alone(checkpoint_dir)
 
 def test_all_positions_logits_match_transformers_with_past(checkpoint_dir):
     tokens = prompts([12], seed=2)[0]
-    with Qwen3Model(checkpoint_dir, device=TEST_DEVICE, dtype="f32", kv_slots=1, kv_slot_tokens=32) as model:
-        first = model.forward([StepRequest(tokens[:5], 0, 0)], all_positions=True)
-        rest = model.forward([StepRequest(tokens[5:], 5, 0)], all_positions=True)
+    with Qwen3Model(checkpoint_dir, device=TEST_DEVICE, dtype="f32", max_model_len=32, kv_cache_tokens=32) as model:
+        first = model.forward([StepRequest(tokens[:5], 0, slot_blocks(model, 0))], all_positions=True)
+        rest = model.forward([StepRequest(tokens[5:], 5, slot_blocks(model, 0))], all_positions=True)
     ours = np.concatenate([first, rest])
     with torch.no_grad():
         expected = load_reference(checkpoint_dir, torch.float32)(torch.tensor([tokens])).logits[0].numpy()
@@ -59,7 +65,7 @@ def test_all_positions_logits_match_transformers_with_past(checkpoint_dir):
 
 def test_greedy_generation_of_four_prompts_equals_transformers_generate(checkpoint_dir):
     batch = prompts([3, 9, 5, 14], seed=3)
-    with Qwen3Model(checkpoint_dir, device=TEST_DEVICE, dtype="f32", kv_slots=4, kv_slot_tokens=128) as model:
+    with Qwen3Model(checkpoint_dir, device=TEST_DEVICE, dtype="f32", max_model_len=128, kv_cache_tokens=512) as model:
         outputs = [[] for _ in batch]
         for index, token in generate(model, batch, max_new_tokens=64, eos_token_ids=()):
             outputs[index].append(token)
@@ -76,7 +82,7 @@ def test_generation_in_small_prefill_chunks_equals_one_step(checkpoint_dir):
     batch = prompts([11, 6], seed=4)
     results = []
     for budget in (64, 4):
-        with Qwen3Model(checkpoint_dir, device=TEST_DEVICE, dtype="f32", kv_slots=2, kv_slot_tokens=64,
+        with Qwen3Model(checkpoint_dir, device=TEST_DEVICE, dtype="f32", max_model_len=64, kv_cache_tokens=128,
                         max_step_tokens=budget) as m:
             out = [[] for _ in batch]
             for index, token in generate(m, batch, max_new_tokens=10, eos_token_ids=()):

@@ -179,3 +179,94 @@ def test_half_results_round_to_nearest_even(ops, dtype):
     c = torch.empty_like(a)
     ops.add(c, a, b)
     assert torch.equal(c, (a.float() + b.float()).to(dtype))
+
+
+# -- paged KV cache (patch 0009) -------------------------------------------------------------------------------
+BLOCK_SIZE = 4
+
+
+def paged_reference(q_row: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scale: float) -> torch.Tensor:
+    """softmax(scale * q K^T) V in float64 for one query row [heads, dh] over keys/values [n, kv_heads, dh]."""
+    group = q_row.shape[0] // keys.shape[1]
+    k = keys.double().repeat_interleave(group, dim=1)  # [n, heads, dh]
+    v = values.double().repeat_interleave(group, dim=1)
+    scores = torch.einsum("hd,nhd->hn", q_row.double(), k) * scale
+    return torch.einsum("hn,nhd->hd", scores.softmax(-1), v)
+
+
+def fill_paged_cache(lengths: list[int], kv_heads: int, head_dim: int, dtype, g: torch.Generator):
+    """Random K/V per sequence, stored in shuffled blocks; returns (caches, tables, per-sequence K/V)."""
+    need = [-(-n // BLOCK_SIZE) for n in lengths]
+    num_blocks = sum(need) + 3  # a few blocks nobody uses
+    order = torch.randperm(num_blocks, generator=g).tolist()
+    tables = torch.zeros(len(lengths), max(need), dtype=torch.int64)
+    k_cache = torch.randn(num_blocks, kv_heads, BLOCK_SIZE, head_dim, generator=g).to(dtype)
+    v_cache = torch.randn(num_blocks, kv_heads, BLOCK_SIZE, head_dim, generator=g).to(dtype)
+    seq_kv = []
+    for s, n in enumerate(lengths):
+        blocks = [order.pop() for _ in range(need[s])]
+        tables[s, : need[s]] = torch.tensor(blocks)
+        keys = torch.randn(n, kv_heads, head_dim, generator=g).to(dtype)
+        values = torch.randn(n, kv_heads, head_dim, generator=g).to(dtype)
+        for pos in range(n):
+            k_cache[blocks[pos // BLOCK_SIZE], :, pos % BLOCK_SIZE] = keys[pos]
+            v_cache[blocks[pos // BLOCK_SIZE], :, pos % BLOCK_SIZE] = values[pos]
+        seq_kv.append((keys, values))
+    return k_cache, v_cache, tables, seq_kv
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_paged_caching_writes_rows_at_their_slots(ops, dtype):
+    g = torch.Generator().manual_seed(10)
+    kv_heads, head_dim, ntok = 2, 32, 6
+    k_cache = torch.randn(5, kv_heads, BLOCK_SIZE, head_dim, generator=g).to(dtype)
+    v_cache = torch.randn(5, kv_heads, BLOCK_SIZE, head_dim, generator=g).to(dtype)
+    qkv = torch.randn(ntok, (4 + 2 * kv_heads) * head_dim, generator=g).to(dtype)  # strided k/v views
+    k = qkv[:, 4 * head_dim: (4 + kv_heads) * head_dim].view(ntok, kv_heads, head_dim)
+    v = qkv[:, (4 + kv_heads) * head_dim:].view(ntok, kv_heads, head_dim)
+    slots = torch.tensor([13, 2, -1, 19, 0, 7], dtype=torch.int64)  # -1: a padding row, written nowhere
+    expected_k, expected_v = k_cache.clone(), v_cache.clone()
+    for t, slot in enumerate(slots.tolist()):
+        if slot >= 0:
+            expected_k[slot // BLOCK_SIZE, :, slot % BLOCK_SIZE] = k[t]
+            expected_v[slot // BLOCK_SIZE, :, slot % BLOCK_SIZE] = v[t]
+    ops.paged_caching(k_cache, v_cache, k, v, slots)
+    assert torch.equal(k_cache, expected_k)
+    assert torch.equal(v_cache, expected_v)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("heads,kv_heads,head_dim", [(8, 2, 64), (4, 4, 128)])
+def test_paged_attention_decode(ops, dtype, heads, kv_heads, head_dim):
+    g = torch.Generator().manual_seed(11)
+    lengths = [5, 17, 1, 9]
+    k_cache, v_cache, tables, seq_kv = fill_paged_cache(lengths, kv_heads, head_dim, dtype, g)
+    fused = torch.randn(len(lengths), heads + 1, head_dim, generator=g).to(dtype)
+    q = fused[:, :heads]  # strided rows, as q is a view of the fused QKV output
+    out = torch.full((len(lengths), heads, head_dim), float("nan"), dtype=dtype)
+    scale = head_dim ** -0.5
+    ops.paged_attention(out, q, k_cache, v_cache, tables, torch.tensor(lengths, dtype=torch.int64), scale)
+    expected = torch.stack([paged_reference(q[s], *seq_kv[s], scale) for s in range(len(lengths))])
+    assert rel_err(out, expected) < TOL[dtype]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("heads,kv_heads,head_dim", [(8, 2, 64), (4, 4, 128)])
+def test_paged_attention_prefill_is_causal_over_past_and_new(ops, dtype, heads, kv_heads, head_dim):
+    g = torch.Generator().manual_seed(12)
+    past, new = [0, 7, 4], [3, 1, 6]
+    totals = [p + n for p, n in zip(past, new)]
+    k_cache, v_cache, tables, seq_kv = fill_paged_cache(totals, kv_heads, head_dim, dtype, g)
+    q = torch.randn(sum(new), heads, head_dim, generator=g).to(dtype)
+    out = torch.full_like(q, float("nan"))
+    scale = head_dim ** -0.5
+    ops.paged_attention_prefill(out, q, k_cache, v_cache, tables, torch.tensor(totals, dtype=torch.int64),
+                                torch.tensor(new, dtype=torch.int64), scale)
+    rows, t = [], 0
+    for s in range(len(new)):
+        keys, values = seq_kv[s]
+        for i in range(new[s]):
+            visible = past[s] + i + 1
+            rows.append(paged_reference(q[t], keys[:visible], values[:visible], scale))
+            t += 1
+    assert rel_err(out, torch.stack(rows)) < TOL[dtype]

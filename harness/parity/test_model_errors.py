@@ -32,27 +32,27 @@ def edited_copy(good, tmp_path, edit):
 def test_missing_tensor_is_named(good, tmp_path):
     path = edited_copy(good, tmp_path, lambda t: t.pop("model.layers.0.self_attn.k_norm.weight"))
     with pytest.raises(NativeError, match=r"WEIGHT: missing tensors: model\.layers\.0\.self_attn\.k_norm\.weight"):
-        Qwen3Model(path, device=TEST_DEVICE, dtype="f32", kv_slots=1, kv_slot_tokens=16)
+        Qwen3Model(path, device=TEST_DEVICE, dtype="f32", max_model_len=16, kv_cache_tokens=16)
 
 
 def test_wrong_shape_is_named(good, tmp_path):
     path = edited_copy(good, tmp_path, lambda t: t.update(
         {"model.layers.0.self_attn.q_norm.weight": torch.ones(7)}))
     with pytest.raises(NativeError, match=r"q_norm\.weight' has shape \[7\], expected \[32\]"):
-        Qwen3Model(path, device=TEST_DEVICE, dtype="f32", kv_slots=1, kv_slot_tokens=16)
+        Qwen3Model(path, device=TEST_DEVICE, dtype="f32", max_model_len=16, kv_cache_tokens=16)
 
 
 def test_unexpected_tensor_is_named(good, tmp_path):
     path = edited_copy(good, tmp_path, lambda t: t.update({"model.layers.5.mlp.up_proj.weight": torch.ones(2, 2)}))
     with pytest.raises(NativeError, match=r"unexpected tensor 'model\.layers\.5\.mlp\.up_proj\.weight'"):
-        Qwen3Model(path, device=TEST_DEVICE, dtype="f32", kv_slots=1, kv_slot_tokens=16)
+        Qwen3Model(path, device=TEST_DEVICE, dtype="f32", max_model_len=16, kv_cache_tokens=16)
 
 
 def test_wrong_dtype_is_named(good, tmp_path):
     path = edited_copy(good, tmp_path, lambda t: t.update(
         {"model.norm.weight": torch.ones(64, dtype=torch.float64)}))
     with pytest.raises(ValueError, match=r"model\.norm\.weight.*unsupported dtype 'F64'"):
-        Qwen3Model(path, device=TEST_DEVICE, dtype="f32", kv_slots=1, kv_slot_tokens=16)
+        Qwen3Model(path, device=TEST_DEVICE, dtype="f32", max_model_len=16, kv_cache_tokens=16)
 
 
 def test_untied_checkpoint_without_lm_head_fails(good, tmp_path):
@@ -62,7 +62,7 @@ def test_untied_checkpoint_without_lm_head_fails(good, tmp_path):
     raw["tie_word_embeddings"] = False
     (target / "config.json").write_text(json.dumps(raw))
     with pytest.raises(NativeError, match="missing tensors: lm_head.weight"):
-        Qwen3Model(target, device=TEST_DEVICE, dtype="f32", kv_slots=1, kv_slot_tokens=16)
+        Qwen3Model(target, device=TEST_DEVICE, dtype="f32", max_model_len=16, kv_cache_tokens=16)
 
 
 @pytest.mark.parametrize("change,message", [
@@ -78,27 +78,34 @@ def test_unsupported_config_is_refused(good, tmp_path, change, message):
     raw.update(change)
     (target / "config.json").write_text(json.dumps(raw))
     with pytest.raises(ConfigError, match=message):
-        Qwen3Model(target, device=TEST_DEVICE, dtype="f32", kv_slots=1, kv_slot_tokens=16)
+        Qwen3Model(target, device=TEST_DEVICE, dtype="f32", max_model_len=16, kv_cache_tokens=16)
 
 
 @pytest.fixture(scope="module")
 def model(good):
-    with Qwen3Model(good, device=TEST_DEVICE, dtype="f32", kv_slots=2, kv_slot_tokens=16, max_step_tokens=12) as m:
+    # 8 blocks of 4 tokens; a request holds at most 16 tokens (4 blocks)
+    with Qwen3Model(good, device=TEST_DEVICE, dtype="f32", max_model_len=16, kv_cache_tokens=32, block_size=4,
+                    max_step_tokens=12) as m:
         yield m
 
 
-def test_kv_slot_overflow_is_a_capacity_error(model):
-    with pytest.raises(NativeError, match="CAPACITY: .*KV slot holds 16 tokens"):
-        model.forward([StepRequest([1, 2, 3], 14, 0)])
-    model.forward([StepRequest([1, 2, 3], 0, 0)])  # still usable afterwards
+def test_context_overflow_is_a_capacity_error(model):
+    with pytest.raises(NativeError, match="CAPACITY: request 0 would reach position 17 but the context holds 16"):
+        model.forward([StepRequest([1, 2, 3], 14, [0, 1, 2, 3])])
+    model.forward([StepRequest([1, 2, 3], 0, [0])])  # still usable afterwards
+
+
+def test_a_block_table_too_short_is_a_capacity_error(model):
+    with pytest.raises(NativeError, match="CAPACITY: request 0 needs 2 KV blocks; its block table has 1"):
+        model.forward([StepRequest([1, 2, 3, 4, 5], 0, [0])])
 
 
 @pytest.mark.parametrize("requests,message", [
-    ([StepRequest([600], 0, 0)], "token id 600 is outside the vocabulary of 512"),
-    ([StepRequest([1], 0, 5)], "request 0 uses KV slot 5 of 2"),
-    ([StepRequest([1], 0, 0), StepRequest([2], 0, 0)], "KV slot 0 appears twice"),
-    ([StepRequest(list(range(13)), 0, 0)], "13 tokens exceed max_step_tokens 12"),
-    ([StepRequest([], 0, 0), StepRequest([1], 0, 1)], "request 0 has no tokens"),
+    ([StepRequest([600], 0, [0])], "token id 600 is outside the vocabulary of 512"),
+    ([StepRequest([1], 0, [9])], "request 0 uses KV block 9 of 8"),
+    ([StepRequest([1], 0, [0]), StepRequest([2], 0, [0])], "KV block 0 appears twice"),
+    ([StepRequest(list(range(13)), 0, [0, 1, 2, 3])], "13 tokens exceed max_step_tokens 12"),
+    ([StepRequest([], 0, [0]), StepRequest([1], 0, [1])], "request 0 has no tokens"),
 ])
 def test_bad_step_is_invalid_argument(model, requests, message):
     with pytest.raises(NativeError, match="INVALID_ARGUMENT: invalid batch: " + message):
@@ -112,9 +119,9 @@ def test_bad_step_is_invalid_argument(model, requests, message):
 ])
 def test_bad_sampling_is_invalid_argument(model, params, message):
     with pytest.raises(NativeError, match=message):
-        model.infer([StepRequest([1, 2], 0, 0, params, 0.5)])
+        model.infer([StepRequest([1, 2], 0, [0], params, 0.5)])
 
 
 def test_tensor_parallel_is_reported_not_implemented(good):
     with pytest.raises(NativeError, match="NOT_IMPLEMENTED: ndev > 1"):
-        Qwen3Model(good, device=TEST_DEVICE, dtype="f32", kv_slots=1, kv_slot_tokens=16, ndev=2)
+        Qwen3Model(good, device=TEST_DEVICE, dtype="f32", max_model_len=16, kv_cache_tokens=16, ndev=2)

@@ -9,6 +9,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from harness.fixtures.blocks import slot_blocks
 from harness.fixtures.device import TEST_DEVICE
 from infini_qwen3.model import Qwen3Model, StepRequest
 
@@ -48,7 +49,7 @@ def prompt_for(vocab_size: int, length: int, seed: int) -> list[int]:
 
 def native_trace(model: Qwen3Model, tokens: list[int], rope_layout: str) -> dict[str, np.ndarray]:
     model.set_trace(True)
-    model.forward([StepRequest(tokens, 0, 0)], all_positions=True)
+    model.forward([StepRequest(tokens, 0, slot_blocks(model, 0))], all_positions=True)
     trace = model.trace()
     model.set_trace(False)
     if rope_layout == "gpt_j":
@@ -61,7 +62,7 @@ def f32_limit(name: str) -> float:
 
 
 def assert_f32_parity(record, checkpoint_dir, rope_layout="auto", length=7, seed=0):
-    with Qwen3Model(checkpoint_dir, device=TEST_DEVICE, dtype="f32", kv_slots=1, kv_slot_tokens=64,
+    with Qwen3Model(checkpoint_dir, device=TEST_DEVICE, dtype="f32", max_model_len=64, kv_cache_tokens=64,
                     rope_layout=rope_layout) as model:
         tokens = prompt_for(model.vocab_size, length, seed)
         ours = native_trace(model, tokens, rope_layout)
@@ -86,7 +87,7 @@ def test_f32_parity_with_gptj_rope_layout(make_checkpoint, parity_record):
 def test_parity_localizes_a_wrong_operator(make_checkpoint):
     """The harness must name the first diverging operator: perturb q_norm of layer 1 in the reference."""
     path = make_checkpoint(num_hidden_layers=2, seed=5)
-    with Qwen3Model(path, device=TEST_DEVICE, dtype="f32", kv_slots=1, kv_slot_tokens=64) as model:
+    with Qwen3Model(path, device=TEST_DEVICE, dtype="f32", max_model_len=64, kv_cache_tokens=64) as model:
         tokens = prompt_for(model.vocab_size, 5, 1)
         ours = native_trace(model, tokens, "auto")
     reference_model = load_reference(path, torch.float32)
@@ -110,7 +111,7 @@ def test_half_precision_no_worse_than_twice_transformers(make_checkpoint, parity
     """Thresholds come from transformers itself: its bf16/f16 result against its own f32 result. Ours (in the
     same dtype) may be at most twice as far from that f32 result, operator by operator."""
     path = make_checkpoint(**options)
-    with Qwen3Model(path, device=TEST_DEVICE, dtype=dtype, kv_slots=1, kv_slot_tokens=64) as model:
+    with Qwen3Model(path, device=TEST_DEVICE, dtype=dtype, max_model_len=64, kv_cache_tokens=64) as model:
         tokens = prompt_for(model.vocab_size, 9, options["seed"])
         ours = native_trace(model, tokens, "auto")
         layers = model.config.num_layers

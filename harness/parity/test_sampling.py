@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from harness.fixtures.blocks import slot_blocks
 from harness.fixtures.device import TEST_DEVICE
 from infini_qwen3.generation import generate
 from infini_qwen3.model import Qwen3Model, SamplingParams, StepRequest
@@ -19,7 +20,7 @@ from .sampling_reference import reference_distribution, reference_sample
 @pytest.fixture(scope="module")
 def model(make_checkpoint):
     path = make_checkpoint(num_hidden_layers=1, vocab_size=512, init_std=0.05, seed=31)
-    with Qwen3Model(path, device=TEST_DEVICE, dtype="f32", kv_slots=4, kv_slot_tokens=64) as m:
+    with Qwen3Model(path, device=TEST_DEVICE, dtype="f32", max_model_len=64, kv_cache_tokens=256) as m:
         yield m
 
 
@@ -29,17 +30,18 @@ PROMPT = [5, 17, 300, 42]
 @pytest.mark.parametrize("params", [SamplingParams(1.0, 0, 1.0), SamplingParams(0.6, 20, 0.95),
                                     SamplingParams(1.3, 50, 0.8), SamplingParams(0.7, 5, 1.0)])
 def test_chosen_token_equals_reference_for_fixed_logits_and_random_values(model, params):
-    logits = torch.from_numpy(model.forward([StepRequest(PROMPT, 0, 0)])[0])
+    logits = torch.from_numpy(model.forward([StepRequest(PROMPT, 0, slot_blocks(model, 0))])[0])
     for u in random.Random(7).sample(range(1, 10_000), 25):
         u = u / 10_000
-        token = model.infer([StepRequest(PROMPT, 0, 0, params, u)])[0]
+        token = model.infer([StepRequest(PROMPT, 0, slot_blocks(model, 0), params, u)])[0]
         expected = reference_sample(logits, u, params.top_p, params.top_k or logits.numel(), params.temperature)
         assert token == expected or logits[token] == logits[expected]
 
 
 def test_greedy_is_argmax(model):
-    logits = model.forward([StepRequest(PROMPT, 0, 0)])[0]
-    assert model.infer([StepRequest(PROMPT, 0, 0, SamplingParams(0.0, 0, 1.0), 0.5)])[0] == int(np.argmax(logits))
+    logits = model.forward([StepRequest(PROMPT, 0, slot_blocks(model, 0))])[0]
+    greedy = StepRequest(PROMPT, 0, slot_blocks(model, 0), SamplingParams(0.0, 0, 1.0), 0.5)
+    assert model.infer([greedy])[0] == int(np.argmax(logits))
 
 
 def test_same_seed_same_tokens_other_seed_other_tokens(model):
@@ -56,13 +58,13 @@ def test_same_seed_same_tokens_other_seed_other_tokens(model):
 def test_sampled_frequencies_match_reference_distribution(model):
     """Chi-square goodness of fit of 3000 device draws against the reference distribution (fixed seed)."""
     params = SamplingParams(0.8, 30, 0.9)
-    logits = torch.from_numpy(model.forward([StepRequest(PROMPT, 0, 0)])[0])
+    logits = torch.from_numpy(model.forward([StepRequest(PROMPT, 0, slot_blocks(model, 0))])[0])
     expected = reference_distribution(logits, params.top_p, params.top_k, params.temperature).numpy()
     rng = random.Random(1234)
     draws = 3000
     counts = np.zeros(logits.numel())
     for _ in range(draws):
-        counts[model.infer([StepRequest(PROMPT, 0, 0, params, rng.random())])[0]] += 1
+        counts[model.infer([StepRequest(PROMPT, 0, slot_blocks(model, 0), params, rng.random())])[0]] += 1
     support = expected > 0
     assert counts[~support].sum() == 0, "sampled a token outside top-k / top-p"
     # Pool the rare tokens so that every cell expects at least 5 draws.
@@ -89,9 +91,9 @@ def test_sampled_frequencies_match_reference_distribution(model):
 
 def test_infer_with_logits_gives_the_raw_logits_and_the_same_device_token(model):
     """iq3InferWithLogits: the logits are forward()'s (copied before sampling), the token is iq3Infer's."""
-    requests = [StepRequest(PROMPT, 0, 0, SamplingParams(0.8, 10, 0.9), 0.37),
-                StepRequest([9, 8, 7], 0, 1, SamplingParams(temperature=0.0))]
-    expected_logits = model.forward([StepRequest(r.tokens, 0, r.slot) for r in requests])
+    requests = [StepRequest(PROMPT, 0, slot_blocks(model, 0), SamplingParams(0.8, 10, 0.9), 0.37),
+                StepRequest([9, 8, 7], 0, slot_blocks(model, 1), SamplingParams(temperature=0.0))]
+    expected_logits = model.forward([StepRequest(r.tokens, 0, r.blocks) for r in requests])
     tokens, logits = model.infer_with_logits(requests)
     assert tokens == model.infer(requests)
     np.testing.assert_array_equal(logits, expected_logits)

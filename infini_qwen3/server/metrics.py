@@ -74,13 +74,14 @@ class Metrics:
                 lines += [f"# HELP {p}{name} {help_text}", f"# TYPE {p}{name} histogram"]
                 lines += histogram.lines(p + name)
         gauges = {
-            "requests_running": ("Requests holding a KV slot.", engine_stats.get("running", 0)),
-            "requests_waiting": ("Requests queued for a KV slot.", engine_stats.get("waiting", 0)),
-            "kv_slots_total": ("KV cache slots.", engine_stats.get("slots", 0)),
-            "kv_slots_used": ("KV cache slots in use.",
-                              engine_stats.get("slots", 0) - engine_stats.get("free_slots", 0)),
+            "requests_running": ("Requests being run (holding KV blocks).", engine_stats.get("running", 0)),
+            "requests_waiting": ("Requests queued, preempted ones included.", engine_stats.get("waiting", 0)),
+            "kv_blocks_total": ("Blocks in the paged KV cache.", engine_stats.get("kv_blocks_total", 0)),
+            "kv_blocks_used": ("KV cache blocks held by requests.", engine_stats.get("kv_blocks_used", 0)),
             "kv_tokens_used": ("Tokens held in the KV cache.", engine_stats.get("kv_tokens", 0)),
-            "kv_cache_usage_ratio": ("Fraction of KV cache token capacity in use.", engine_stats.get("kv_usage", 0.0)),
+            "kv_cache_usage_ratio": ("Fraction of KV cache blocks in use.", engine_stats.get("kv_usage", 0.0)),
+            "kv_preemptions": ("Requests that gave their KV blocks back to be recomputed (since start).",
+                               engine_stats.get("preemptions", 0)),
         }
         for name, (help_text, value) in gauges.items():
             lines += [f"# HELP {p}{name} {help_text}", f"# TYPE {p}{name} gauge", f"{p}{name} {value}"]

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
+import re
 
-from ..model import DTYPES
+from ..engine import DEFAULT_MAX_BATCH
+from ..model import DEFAULT_KV_CACHE_MEMORY, DTYPES
 
 log = logging.getLogger("infini_qwen3.server")
 
-DEFAULT_MAX_MODEL_LEN = 4096
 DEMO_NAME = "qwen3-demo"
 
 
@@ -23,9 +25,11 @@ def add_serve_parser(subparsers) -> None:
     p.add_argument("--device-id", type=int, default=0)
     p.add_argument("--ndev", type=int, default=1, help="devices for tensor parallelism (only 1 is implemented)")
     p.add_argument("--dtype", default="bf16", choices=sorted(DTYPES))
-    p.add_argument("--max-batch", type=int, default=8, help="requests decoded together (= KV cache slots)")
+    p.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH, help="most requests running at once")
     p.add_argument("--max-model-len", type=int,
-                   help=f"context window per request (default: the checkpoint's, at most {DEFAULT_MAX_MODEL_LEN})")
+                   help="context window per request (default: the checkpoint's, capped to what the KV cache holds)")
+    p.add_argument("--kv-cache-memory", type=memory_size, default=DEFAULT_KV_CACHE_MEMORY,
+                   help="bytes for the shared paged KV cache, e.g. 4GiB or 512MiB (default: 1GiB)")
     p.add_argument("--max-step-tokens", type=int, default=512, help="tokens per batched step (prefill chunking)")
     p.add_argument("--max-queue", type=int, default=256, help="waiting requests before new ones get 429")
     p.add_argument("--max-body-bytes", type=int, default=8 * 1024 * 1024)
@@ -38,11 +42,21 @@ def add_serve_parser(subparsers) -> None:
     p.set_defaults(run=run_serve)
 
 
+MEMORY_UNITS = {"": 1, "B": 1, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "KB": 10**3, "MB": 10**6, "GB": 10**9}
+
+
+def memory_size(text: str) -> int:
+    """'4GiB', '512MiB', '1.5GB' or a byte count."""
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", text)
+    if not match or match.group(2).upper() not in MEMORY_UNITS:
+        raise argparse.ArgumentTypeError(f"not a memory size: {text!r} (e.g. 4GiB, 512MiB or a byte count)")
+    return int(float(match.group(1)) * MEMORY_UNITS[match.group(2).upper()])
+
+
 def make_loader(args):
     """What the server runs in the background at startup: the model, the engine, the service."""
 
     def load():
-        from ..config import Qwen3Config
         from ..engine import Engine
         from ..model import Qwen3Model
         from .service import Service, ServiceInfo
@@ -56,11 +70,14 @@ def make_loader(args):
             model_dir = ensure_demo_checkpoint()
         else:
             model_dir = args.model
-        config = Qwen3Config.from_file(model_dir)
-        context = args.max_model_len or min(config.max_position_embeddings, DEFAULT_MAX_MODEL_LEN)
         model = Qwen3Model(model_dir, device=args.device, device_id=args.device_id, ndev=args.ndev,
-                           dtype=args.dtype, kv_slots=args.max_batch, kv_slot_tokens=context,
+                           dtype=args.dtype, max_model_len=args.max_model_len, kv_cache_memory=args.kv_cache_memory,
                            max_step_tokens=args.max_step_tokens)
+        if args.max_model_len is None and model.max_model_len < model.config.max_position_embeddings:
+            log.warning("the context is capped to %d tokens (the checkpoint allows %d): that is what --kv-cache-memory "
+                        "holds", model.max_model_len, model.config.max_position_embeddings)
+        log.info("KV cache: %d blocks of %d tokens (%.1f MiB), context %d tokens", model.kv_blocks, model.block_size,
+                 model.kv_blocks * model.kv_block_bytes / 2**20, model.max_model_len)
         engine = Engine(model, max_batch=args.max_batch, max_queue=args.max_queue)
         engine.start()
         name = args.served_model_name or (DEMO_NAME if demo else args.model)

@@ -40,7 +40,7 @@ class Service:
     def __init__(self, model: Qwen3Model, engine: Engine, info: ServiceInfo):
         self.model, self.engine, self.info = model, engine, info
         self.tokenizer = model.tokenizer
-        self.context_length = model.kv_slot_tokens
+        self.context_length = model.max_model_len
         self.eos_token_ids = frozenset(model.defaults.eos_token_ids)
 
     def check_model(self, name: str | None) -> None:

@@ -27,7 +27,7 @@ typedef enum {
     IQ3_ERR_INVALID_ARGUMENT = 1, /* a caller mistake: bad shape, id out of range, wrong state */
     IQ3_ERR_INFINICORE = 2,       /* an InfiniCore call failed; the message names it and its status */
     IQ3_ERR_OUT_OF_MEMORY = 3,
-    IQ3_ERR_CAPACITY = 4,         /* a KV slot would overflow its token capacity */
+    IQ3_ERR_CAPACITY = 4,         /* a request would outgrow its block table or max_seq_tokens */
     IQ3_ERR_WEIGHT = 5,           /* missing / unexpected / wrongly shaped or typed tensor */
     IQ3_ERR_NOT_IMPLEMENTED = 6,
     IQ3_ERR_INTERNAL = 7,
@@ -57,22 +57,28 @@ typedef struct {
     int32_t tie_word_embeddings;
     int32_t dtype;            /* compute and KV-cache dtype: IQ3_DTYPE_* */
     int32_t rope_layout;      /* IQ3_ROPE_* */
-    uint32_t kv_slots;        /* number of KV-cache slots (concurrent sequences) */
-    uint32_t kv_slot_tokens;  /* tokens per slot (past + new) */
+    uint32_t kv_blocks;       /* KV-cache blocks in the shared pool */
+    uint32_t kv_block_size;   /* tokens per block */
+    uint32_t max_seq_tokens;  /* most tokens (past + new) one request may hold: the context window */
     uint32_t max_step_tokens; /* most tokens one iq3Infer / iq3Forward call may carry */
 } iq3Meta;
 
 typedef struct iq3Model iq3Model;
 
 /* One batched step: the tokens of nreq requests concatenated; request r has req_lens[r] new tokens starting
- * at position req_pos[r] (tokens already in its KV slot) and uses KV slot req_slots[r]. */
+ * at position req_pos[r] (tokens already in its KV blocks). Its blocks are row r of block_tables
+ * ([nreq, block_table_width], in position order; block i holds positions [i * kv_block_size, (i + 1) *
+ * kv_block_size)); the row must list a block for every position up to req_pos[r] + req_lens[r], and no block
+ * may appear in two requests of one step. Requests with one new token that come first (decoding requests)
+ * share one paged-attention launch. */
 typedef struct {
     const uint32_t *tokens;
     uint32_t ntok;
     const uint32_t *req_lens;
     const uint32_t *req_pos;
-    const uint32_t *req_slots;
     uint32_t nreq;
+    const uint32_t *block_tables;
+    uint32_t block_table_width;
 } iq3Batch;
 
 /* Per-request sampling: temperature 0 (or topk 1, or random 0) is greedy; topk 0 means no limit. */

@@ -1,5 +1,6 @@
-// A fixed pool of KV-cache slots: per layer, K and V of shape [slots, tokens_per_slot, kv_heads, head_dim].
-// Requests borrow a slot (the caller decides which); a slot never grows past tokens_per_slot.
+// The paged KV cache: per layer, K and V pools of fixed-size blocks, [blocks, kv_heads, block_size, head_dim]
+// (the layout of InfiniCore's paged_caching / paged_attention). Which block belongs to which request is the
+// caller's business (block tables in each step); the cache only owns the memory.
 #pragma once
 
 #include "tensor.hpp"
@@ -10,20 +11,17 @@ namespace iq3 {
 
 class KvCache {
 public:
-    KvCache(size_t layers, size_t slots, size_t tokens_per_slot, size_t kv_heads, size_t head_dim,
-            infiniDtype_t dtype);
+    KvCache(size_t layers, size_t blocks, size_t block_size, size_t kv_heads, size_t head_dim, infiniDtype_t dtype);
 
-    // [length, kv_heads, head_dim] view of positions [start, start + length) of a slot.
-    Tensor keys(size_t layer, size_t slot, size_t start, size_t length) const;
-    Tensor values(size_t layer, size_t slot, size_t start, size_t length) const;
-
-    size_t slots() const { return slots_; }
-    size_t tokensPerSlot() const { return tokens_per_slot_; }
+    Tensor keys(size_t layer) const;
+    Tensor values(size_t layer) const;
+    size_t blocks() const { return blocks_; }
+    size_t blockSize() const { return block_size_; }
 
 private:
-    Tensor view(const DeviceBuffer &buffer, size_t slot, size_t start, size_t length) const;
+    Tensor pool(const DeviceBuffer &buffer) const;
 
-    size_t slots_, tokens_per_slot_, kv_heads_, head_dim_;
+    size_t blocks_, block_size_, kv_heads_, head_dim_;
     infiniDtype_t dtype_;
     std::vector<DeviceBuffer> k_, v_;
 };

@@ -48,7 +48,8 @@ const iq3Meta &validated(const iq3Meta &m) {
     require(m.head_dim > 0 && m.head_dim % 2 == 0, "head_dim must be even and > 0");
     require(m.vocab_size > 0, "vocab_size must be > 0");
     require(m.rms_norm_eps > 0 && m.rope_theta > 0, "rms_norm_eps and rope_theta must be > 0");
-    require(m.kv_slots > 0 && m.kv_slot_tokens > 0, "kv_slots and kv_slot_tokens must be > 0");
+    require(m.kv_blocks > 0 && m.kv_block_size > 0, "kv_blocks and kv_block_size must be > 0");
+    require(m.max_seq_tokens > 0, "max_seq_tokens must be > 0");
     require(m.max_step_tokens > 0, "max_step_tokens must be > 0");
     return m;
 }
@@ -61,14 +62,14 @@ Model::Model(const iq3Meta &meta, infiniDevice_t device, int device_id)
       rope_algo_(ropeAlgo(meta.rope_layout, device)),
       ops_(device, device_id),
       weights_(meta_, dt_, rope_algo_, ops_),
-      kv_(meta.num_layers, meta.kv_slots, meta.kv_slot_tokens, meta.num_kv_heads, meta.head_dim, dt_) {
+      kv_(meta.num_layers, meta.kv_blocks, meta.kv_block_size, meta.num_kv_heads, meta.head_dim, dt_) {
     buildRopeTables();
 }
 
 // Same arithmetic as transformers' default RoPE: f32 inverse frequencies, f32 angle = position * inv_freq,
 // cos/sin in f32, then cast to the compute dtype.
 void Model::buildRopeTables() {
-    const size_t half = meta_.head_dim / 2, rows = meta_.kv_slot_tokens;
+    const size_t half = meta_.head_dim / 2, rows = meta_.max_seq_tokens;
     std::vector<float> inv_freq(half);
     for (size_t i = 0; i < half; i++) {
         const float exponent = float(2 * i) / float(meta_.head_dim);
@@ -126,40 +127,52 @@ StepBatch Model::checkBatch(const iq3Batch &b) const {
     if (b.nreq == 0 || b.ntok == 0) {
         bad("a step needs at least one request and one token");
     }
-    if (!b.tokens || !b.req_lens || !b.req_pos || !b.req_slots) {
-        bad("null array");
+    if (!b.tokens || !b.req_lens || !b.req_pos || !b.block_tables || b.block_table_width == 0) {
+        bad("null array or empty block tables");
     }
     if (b.ntok > meta_.max_step_tokens) {
         bad(std::to_string(b.ntok) + " tokens exceed max_step_tokens " + std::to_string(meta_.max_step_tokens));
     }
-    StepBatch step{b.tokens, b.ntok, {}, {}, {}, {}};
-    std::vector<bool> slot_used(meta_.kv_slots, false);
+    StepBatch step{b.tokens, b.ntok, {}, {}, {}, {}, 0};
+    std::vector<bool> block_used(meta_.kv_blocks, false);
     uint32_t start = 0;
+    bool leading_decode = true;
     for (uint32_t r = 0; r < b.nreq; r++) {
-        const uint32_t len = b.req_lens[r], pos = b.req_pos[r], slot = b.req_slots[r];
+        const uint32_t len = b.req_lens[r], pos = b.req_pos[r];
+        const std::string who = "request " + std::to_string(r);
         if (len == 0) {
-            bad("request " + std::to_string(r) + " has no tokens");
+            bad(who + " has no tokens");
         }
-        if (slot >= meta_.kv_slots) {
-            bad("request " + std::to_string(r) + " uses KV slot " + std::to_string(slot) + " of " +
-                std::to_string(meta_.kv_slots));
+        const uint64_t end = uint64_t(pos) + len;
+        if (end > meta_.max_seq_tokens) {
+            fail(IQ3_ERR_CAPACITY, who + " would reach position " + std::to_string(end) + " but the context holds " +
+                                       std::to_string(meta_.max_seq_tokens) + " tokens");
         }
-        if (slot_used[slot]) {
-            bad("KV slot " + std::to_string(slot) + " appears twice in one step");
+        const uint64_t needed = (end + meta_.kv_block_size - 1) / meta_.kv_block_size;
+        if (needed > b.block_table_width) {
+            fail(IQ3_ERR_CAPACITY, who + " needs " + std::to_string(needed) + " KV blocks; its block table has " +
+                                       std::to_string(b.block_table_width));
         }
-        slot_used[slot] = true;
-        if (uint64_t(pos) + len > meta_.kv_slot_tokens) {
-            fail(IQ3_ERR_CAPACITY, "request " + std::to_string(r) + " would reach position " +
-                                       std::to_string(uint64_t(pos) + len) + " but a KV slot holds " +
-                                       std::to_string(meta_.kv_slot_tokens) + " tokens");
+        std::vector<uint32_t> blocks(b.block_tables + size_t(r) * b.block_table_width,
+                                     b.block_tables + size_t(r) * b.block_table_width + needed);
+        for (uint32_t block : blocks) {
+            if (block >= meta_.kv_blocks) {
+                bad(who + " uses KV block " + std::to_string(block) + " of " + std::to_string(meta_.kv_blocks));
+            }
+            if (block_used[block]) {
+                bad("KV block " + std::to_string(block) + " appears twice in one step");
+            }
+            block_used[block] = true;
         }
         if (uint64_t(start) + len > b.ntok) {
             bad("request lengths add up to more than ntok");
         }
+        leading_decode = leading_decode && len == 1;
+        step.decoding += leading_decode ? 1 : 0;
         step.lens.push_back(len);
         step.pos.push_back(pos);
-        step.slots.push_back(slot);
         step.starts.push_back(start);
+        step.blocks.push_back(std::move(blocks));
         start += len;
     }
     if (start != b.ntok) {
@@ -195,6 +208,38 @@ void Model::uploadPositions(const StepBatch &batch) {
     ops_.copyToDevice(pos_ids_.data(), positions.data(), positions.size() * sizeof(uint32_t));
 }
 
+// One upload of everything the paged operators read: the slot of each new token, the block tables (rows as wide
+// as the step's longest, rounded up to a power of two so decode descriptors repeat), past + new and new lengths.
+void Model::uploadPaging(const StepBatch &batch) {
+    const size_t nreq = batch.nreq(), ntok = batch.ntok, bs = meta_.kv_block_size;
+    size_t width = 1;
+    for (const auto &blocks : batch.blocks) {
+        while (width < blocks.size()) {
+            width *= 2;
+        }
+    }
+    std::vector<int64_t> host(ntok + nreq * width + 2 * nreq, 0);
+    int64_t *slots = host.data(), *tables = slots + ntok, *seq_lens = tables + nreq * width,
+            *new_lens = seq_lens + nreq;
+    for (size_t r = 0; r < nreq; r++) {
+        const auto &blocks = batch.blocks[r];
+        for (size_t i = 0; i < batch.lens[r]; i++) {
+            const size_t position = batch.pos[r] + i;
+            slots[batch.starts[r] + i] = int64_t(blocks[position / bs]) * int64_t(bs) + int64_t(position % bs);
+        }
+        std::copy(blocks.begin(), blocks.end(), tables + r * width);
+        seq_lens[r] = int64_t(batch.pos[r]) + batch.lens[r];
+        new_lens[r] = batch.lens[r];
+    }
+    paging_.grow(host.size() * sizeof(int64_t));
+    ops_.copyToDevice(paging_.data(), host.data(), host.size() * sizeof(int64_t));
+    auto *base = static_cast<int64_t *>(paging_.data());
+    slot_mapping_ = Tensor::contiguous(base, INFINI_DTYPE_I64, {ntok});
+    block_tables_ = Tensor::contiguous(base + ntok, INFINI_DTYPE_I64, {nreq, width});
+    seq_lens_ = Tensor::contiguous(base + ntok + nreq * width, INFINI_DTYPE_I64, {nreq});
+    new_lens_ = Tensor::contiguous(base + ntok + nreq * width + nreq, INFINI_DTYPE_I64, {nreq});
+}
+
 void Model::runLayers(const StepBatch &batch) {
     const size_t ntok = batch.ntok, d = meta_.hidden_size, dh = meta_.head_dim, di = meta_.intermediate_size;
     const size_t nh = meta_.num_heads, nkvh = meta_.num_kv_heads, es = dtypeSize(dt_);
@@ -202,6 +247,7 @@ void Model::runLayers(const StepBatch &batch) {
 
     embed(batch);
     uploadPositions(batch);
+    uploadPaging(batch);
     normed_.grow(ntok * d * es);
     qkv_.grow(ntok * (nh + 2 * nkvh) * dh * es);
     attn_out_.grow(ntok * nh * dh * es);
@@ -219,8 +265,8 @@ void Model::runLayers(const StepBatch &batch) {
     const auto gate = gate_up.slice(1, 0, di), up = gate_up.slice(1, di, di);
     const auto act = Tensor::contiguous(act_.data(), dt_, {ntok, di});
     const auto pos = Tensor::contiguous(pos_ids_.data(), INFINI_DTYPE_U32, {ntok});
-    const auto sin = Tensor::contiguous(sin_table_.data(), dt_, {meta_.kv_slot_tokens, dh / 2});
-    const auto cos = Tensor::contiguous(cos_table_.data(), dt_, {meta_.kv_slot_tokens, dh / 2});
+    const auto sin = Tensor::contiguous(sin_table_.data(), dt_, {meta_.max_seq_tokens, dh / 2});
+    const auto cos = Tensor::contiguous(cos_table_.data(), dt_, {meta_.max_seq_tokens, dh / 2});
     // When tracing, projections with a residual are computed apart (into xn's buffer, free at that point)
     // so that the projection itself can be recorded; otherwise the residual is folded into the GEMM (beta=1).
     auto residual_linear = [&](const std::string &name, const Tensor &input, const Tensor &weight) {
@@ -264,37 +310,57 @@ void Model::runLayers(const StepBatch &batch) {
     }
 }
 
-// Per request: append the new K/V to its slot, then softmax(Q K^T / sqrt(dh)) V over past + new positions
-// with the causal mask, as strided GEMMs over [kv_head, group * seq, .] (GQA without copying K/V per head).
+// The new K/V of all requests go into their blocks in one launch. Decoding requests (the leading ones with a
+// single new token) then attend over their blocks in one paged-attention launch; a prompt chunk without a past
+// uses GEMMs over its own K/V; a chunk with a past attends over its blocks with the paged prefill operator.
 void Model::attention(const StepBatch &batch, size_t layer, const Tensor &q, const Tensor &k, const Tensor &v,
                       const Tensor &out) {
-    const size_t nh = meta_.num_heads, nkvh = meta_.num_kv_heads, dh = meta_.head_dim, es = dtypeSize(dt_);
-    const size_t ngroup = nh / nkvh;
-    const float scale = 1.0f / std::sqrt(float(dh));
-    for (uint32_t r = 0; r < batch.nreq(); r++) {
-        const size_t start = batch.starts[r], seq = batch.lens[r], past = batch.pos[r], slot = batch.slots[r];
-        const size_t total = past + seq;
-        ops_.rearrange(kv_.keys(layer, slot, past, seq), k.slice(0, start, seq));
-        ops_.rearrange(kv_.values(layer, slot, past, seq), v.slice(0, start, seq));
-        const auto keys = kv_.keys(layer, slot, 0, total);     // [total, nkvh, dh]
-        const auto values = kv_.values(layer, slot, 0, total); // [total, nkvh, dh]
-
-        q_heads_.grow(nh * seq * dh * es);
-        const auto q_heads = Tensor::contiguous(q_heads_.data(), dt_, {nkvh, ngroup, seq, dh});
-        ops_.rearrange(q_heads, q.slice(0, start, seq).split(1, {nkvh, ngroup}).permute({1, 2, 0, 3}));
-
-        scores_.grow(nh * seq * total * es);
-        const auto scores = Tensor::contiguous(scores_.data(), dt_, {nkvh, ngroup * seq, total});
-        ops_.gemm(scores, q_heads.view({nkvh, ngroup * seq, dh}), keys.permute({1, 2, 0}), scale, 0.0f);
-        const auto probs = scores.view({nh, seq, total});
-        ops_.causalSoftmax(probs, probs);
-
-        head_out_.grow(nh * seq * dh * es);
-        const auto head_out = Tensor::contiguous(head_out_.data(), dt_, {nkvh, ngroup * seq, dh});
-        ops_.gemm(head_out, scores, values.permute({1, 0, 2}), 1.0f, 0.0f);
-        ops_.rearrange(out.slice(0, start, seq).split(1, {nkvh, ngroup, dh}),
-                       head_out.view({nkvh, ngroup, seq, dh}).permute({2, 0, 1, 3}));
+    const float scale = 1.0f / std::sqrt(float(meta_.head_dim));
+    const auto k_cache = kv_.keys(layer), v_cache = kv_.values(layer);
+    const auto out_heads = out.split(1, {meta_.num_heads, meta_.head_dim});
+    ops_.pagedCaching(k_cache, v_cache, k, v, slot_mapping_);
+    const uint32_t nd = batch.decoding;
+    if (nd > 0) {
+        ops_.pagedAttention(out_heads.slice(0, 0, nd), q.slice(0, 0, nd), k_cache, v_cache,
+                            block_tables_.slice(0, 0, nd), seq_lens_.slice(0, 0, nd), scale);
     }
+    for (uint32_t r = nd; r < batch.nreq(); r++) {
+        if (batch.pos[r] == 0) {
+            contiguousAttention(batch, r, q, k, v, out);
+            continue;
+        }
+        const size_t start = batch.starts[r], seq = batch.lens[r];
+        ops_.pagedAttentionPrefill(out_heads.slice(0, start, seq), q.slice(0, start, seq), k_cache, v_cache,
+                                   block_tables_.slice(0, r, 1), seq_lens_.slice(0, r, 1), new_lens_.slice(0, r, 1),
+                                   scale);
+    }
+}
+
+// softmax(Q K^T / sqrt(dh)) V with the causal mask, as strided GEMMs over [kv_head, group * seq, .] (GQA without
+// copying K/V per head), reading K/V where the QKV projection left them.
+void Model::contiguousAttention(const StepBatch &batch, uint32_t r, const Tensor &q, const Tensor &k,
+                                const Tensor &v, const Tensor &out) {
+    const size_t nh = meta_.num_heads, nkvh = meta_.num_kv_heads, dh = meta_.head_dim, es = dtypeSize(dt_);
+    const size_t ngroup = nh / nkvh, start = batch.starts[r], seq = batch.lens[r];
+    const float scale = 1.0f / std::sqrt(float(dh));
+    const auto keys = k.slice(0, start, seq);   // [seq, nkvh, dh]
+    const auto values = v.slice(0, start, seq); // [seq, nkvh, dh]
+
+    q_heads_.grow(nh * seq * dh * es);
+    const auto q_heads = Tensor::contiguous(q_heads_.data(), dt_, {nkvh, ngroup, seq, dh});
+    ops_.rearrange(q_heads, q.slice(0, start, seq).split(1, {nkvh, ngroup}).permute({1, 2, 0, 3}));
+
+    scores_.grow(nh * seq * seq * es);
+    const auto scores = Tensor::contiguous(scores_.data(), dt_, {nkvh, ngroup * seq, seq});
+    ops_.gemm(scores, q_heads.view({nkvh, ngroup * seq, dh}), keys.permute({1, 2, 0}), scale, 0.0f);
+    const auto probs = scores.view({nh, seq, seq});
+    ops_.causalSoftmax(probs, probs);
+
+    head_out_.grow(nh * seq * dh * es);
+    const auto head_out = Tensor::contiguous(head_out_.data(), dt_, {nkvh, ngroup * seq, dh});
+    ops_.gemm(head_out, scores, values.permute({1, 0, 2}), 1.0f, 0.0f);
+    ops_.rearrange(out.slice(0, start, seq).split(1, {nkvh, ngroup, dh}),
+                   head_out.view({nkvh, ngroup, seq, dh}).permute({2, 0, 1, 3}));
 }
 
 Tensor Model::logitsFor(const StepBatch &batch, bool all_positions) {

@@ -1,4 +1,4 @@
-// The Qwen3 dense decoder on one device: weights by name, a slot-based KV cache, the batched forward step.
+// The Qwen3 dense decoder on one device: weights by name, a paged KV cache, the batched forward step.
 #pragma once
 
 #include "kv_cache.hpp"
@@ -15,8 +15,10 @@ namespace iq3 {
 struct StepBatch {
     const uint32_t *tokens;
     uint32_t ntok;
-    std::vector<uint32_t> lens, pos, slots;
-    std::vector<uint32_t> starts; // first token index of each request in tokens
+    std::vector<uint32_t> lens, pos;
+    std::vector<uint32_t> starts;              // first token index of each request in tokens
+    std::vector<std::vector<uint32_t>> blocks; // each request's KV blocks, as many as its past + new tokens need
+    uint32_t decoding = 0;                     // leading requests with one new token: one paged-attention launch
     uint32_t nreq() const { return uint32_t(lens.size()); }
 };
 
@@ -53,8 +55,12 @@ private:
     // Final norm + lm_head over the chosen token rows; returns logits [rows, vocab] on the device.
     Tensor logitsFor(const StepBatch &batch, bool all_positions);
     void copyLogits(const Tensor &logits, float *out); // device logits -> host float32
+    // Prompt chunk without a past: attention over its own K/V with GEMMs (compute-bound on accelerators).
+    void contiguousAttention(const StepBatch &batch, uint32_t r, const Tensor &q, const Tensor &k, const Tensor &v,
+                             const Tensor &out);
     void embed(const StepBatch &batch);
     void uploadPositions(const StepBatch &batch);
+    void uploadPaging(const StepBatch &batch);
     void buildRopeTables();
     void ensureLoaded() const;
 
@@ -71,7 +77,10 @@ private:
     DeviceBuffer sin_table_, cos_table_;
     // Scratch for one step, grown on demand and reused.
     DeviceBuffer hidden_, normed_, qkv_, attn_out_, gate_up_, act_, pos_ids_;
-    DeviceBuffer q_heads_, scores_, head_out_, last_hidden_, logits_, sampled_, trace_tmp_;
+    DeviceBuffer q_heads_, scores_, head_out_, last_hidden_, logits_, sampled_;
+    // This step's paging indices on the device (I64): slot of each token, block tables, lengths.
+    DeviceBuffer paging_;
+    Tensor slot_mapping_, block_tables_, seq_lens_, new_lens_;
 };
 
 } // namespace iq3

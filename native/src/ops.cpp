@@ -173,6 +173,57 @@ void Ops::randomSample(const Tensor &result, const Tensor &probs, float random_v
                                     topp, topk, temperature, stream_));
 }
 
+void Ops::pagedCaching(const Tensor &k_cache, const Tensor &v_cache, const Tensor &k, const Tensor &v,
+                       const Tensor &slot_mapping) {
+    auto key = "paged_caching|" + k_cache.signature() + v_cache.signature() + k.signature() + v.signature() +
+               slot_mapping.signature();
+    const auto &entry = cached(key, [&](size_t *ws) {
+        TensorDesc dkc(k_cache), dvc(v_cache), dk(k), dv(v), ds(slot_mapping);
+        infiniopPagedCachingDescriptor_t desc;
+        IQ3_INFINI(infiniopCreatePagedCachingDescriptor(handle_, &desc, dkc, dvc, dk, dv, ds));
+        IQ3_INFINI(infiniopGetPagedCachingWorkspaceSize(desc, ws));
+        return static_cast<void *>(desc);
+    }, &destroyAs<infiniopPagedCachingDescriptor_t, infiniopDestroyPagedCachingDescriptor>);
+    IQ3_INFINI(infiniopPagedCaching(static_cast<infiniopPagedCachingDescriptor_t>(entry.desc),
+                                    workspace(entry.workspace), entry.workspace, k_cache.data, v_cache.data, k.data,
+                                    v.data, slot_mapping.data, stream_));
+}
+
+void Ops::pagedAttention(const Tensor &out, const Tensor &q, const Tensor &k_cache, const Tensor &v_cache,
+                         const Tensor &block_tables, const Tensor &seq_lens, float scale) {
+    auto key = "paged_attention|" + out.signature() + q.signature() + k_cache.signature() + v_cache.signature() +
+               block_tables.signature() + seq_lens.signature() + std::to_string(scale);
+    const auto &entry = cached(key, [&](size_t *ws) {
+        TensorDesc dout(out), dq(q), dkc(k_cache), dvc(v_cache), dbt(block_tables), dsl(seq_lens);
+        infiniopPagedAttentionDescriptor_t desc;
+        IQ3_INFINI(infiniopCreatePagedAttentionDescriptor(handle_, &desc, dout, dq, dkc, dvc, dbt, dsl, nullptr, scale));
+        IQ3_INFINI(infiniopGetPagedAttentionWorkspaceSize(desc, ws));
+        return static_cast<void *>(desc);
+    }, &destroyAs<infiniopPagedAttentionDescriptor_t, infiniopDestroyPagedAttentionDescriptor>);
+    IQ3_INFINI(infiniopPagedAttention(static_cast<infiniopPagedAttentionDescriptor_t>(entry.desc),
+                                      workspace(entry.workspace), entry.workspace, out.data, q.data, k_cache.data,
+                                      v_cache.data, block_tables.data, seq_lens.data, nullptr, stream_));
+}
+
+void Ops::pagedAttentionPrefill(const Tensor &out, const Tensor &q, const Tensor &k_cache, const Tensor &v_cache,
+                                const Tensor &block_tables, const Tensor &seq_lens, const Tensor &new_lens,
+                                float scale) {
+    auto key = "paged_prefill|" + out.signature() + q.signature() + k_cache.signature() + v_cache.signature() +
+               block_tables.signature() + seq_lens.signature() + new_lens.signature() + std::to_string(scale);
+    const auto &entry = cached(key, [&](size_t *ws) {
+        TensorDesc dout(out), dq(q), dkc(k_cache), dvc(v_cache), dbt(block_tables), dsl(seq_lens), dnl(new_lens);
+        infiniopPagedAttentionPrefillDescriptor_t desc;
+        IQ3_INFINI(infiniopCreatePagedAttentionPrefillDescriptor(handle_, &desc, dout, dq, dkc, dvc, dbt, dsl, dnl,
+                                                                 nullptr, scale));
+        IQ3_INFINI(infiniopGetPagedAttentionPrefillWorkspaceSize(desc, ws));
+        return static_cast<void *>(desc);
+    }, &destroyAs<infiniopPagedAttentionPrefillDescriptor_t, infiniopDestroyPagedAttentionPrefillDescriptor>);
+    IQ3_INFINI(infiniopPagedAttentionPrefill(static_cast<infiniopPagedAttentionPrefillDescriptor_t>(entry.desc),
+                                             workspace(entry.workspace), entry.workspace, out.data, q.data,
+                                             k_cache.data, v_cache.data, block_tables.data, seq_lens.data,
+                                             new_lens.data, nullptr, stream_));
+}
+
 void Ops::copyToDevice(void *dst, const void *src, size_t bytes) {
     IQ3_INFINI(infinirtMemcpy(dst, src, bytes, INFINIRT_MEMCPY_H2D));
 }

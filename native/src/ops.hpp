@@ -33,6 +33,16 @@ public:
     void rearrange(const Tensor &dst, const Tensor &src);
     void randomSample(const Tensor &result, const Tensor &probs, float random_val, float topp, int topk,
                       float temperature);
+    // Paged KV cache (InfiniCore patch 0009): caches [blocks, kv_heads, block_size, head_dim], I64 indices.
+    void pagedCaching(const Tensor &k_cache, const Tensor &v_cache, const Tensor &k, const Tensor &v,
+                      const Tensor &slot_mapping);
+    // One query row per sequence (decode).
+    void pagedAttention(const Tensor &out, const Tensor &q, const Tensor &k_cache, const Tensor &v_cache,
+                        const Tensor &block_tables, const Tensor &seq_lens, float scale);
+    // Several new rows per sequence, causal over past + new.
+    void pagedAttentionPrefill(const Tensor &out, const Tensor &q, const Tensor &k_cache, const Tensor &v_cache,
+                               const Tensor &block_tables, const Tensor &seq_lens, const Tensor &new_lens,
+                               float scale);
 
     void copyToDevice(void *dst, const void *src, size_t bytes);
     void copyToHost(void *dst, const void *src, size_t bytes);
