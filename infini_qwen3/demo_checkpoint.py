@@ -80,7 +80,7 @@ def tiny_config(**overrides) -> dict:
     """Keyword arguments for transformers' Qwen3Config of a tiny model with the real vocabulary."""
     config = dict(
         vocab_size=REAL_VOCAB_SIZE, hidden_size=64, intermediate_size=160, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=32, max_position_embeddings=4096,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=32, max_position_embeddings=40960,
         rms_norm_eps=1e-6, rope_theta=1000000.0, tie_word_embeddings=True, bos_token_id=151643,
         eos_token_id=151645, attention_bias=False, use_sliding_window=False,
     )
@@ -143,7 +143,7 @@ def _rewrite_config(path: Path, form: str, dtype: str) -> None:
     path.write_text(json.dumps(raw, indent=2))
 
 
-DEMO_VERSION = "demo-v1"  # bump when the demo checkpoint's recipe changes
+DEMO_VERSION = "demo-v2"  # bump when the demo checkpoint's recipe changes
 
 
 def cache_root() -> Path:

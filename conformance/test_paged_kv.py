@@ -1,0 +1,51 @@
+"""The paged KV cache as a server user meets it: the context is the checkpoint's whole window while KV memory is
+set by --kv-cache-memory (not by requests x context), and a prompt of 16,000 tokens streams."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+
+from .conftest import MODEL
+from .server_process import ServerProcess
+from .test_lifecycle import metric, wait_until_idle
+
+KV_MEMORY = 48 * 2**20
+# The demo checkpoint: 2 layers x (K, V) x 2 KV heads x 32 dims x 2 bytes (bf16) x 16 tokens per block.
+BLOCK_BYTES = 2 * 2 * 2 * 32 * 2 * 16
+
+
+@pytest.fixture(scope="module")
+def paged_server(tmp_path_factory, server):  # after `server`: the demo checkpoint is already built
+    process = ServerProcess("--max-batch", "64", "--max-model-len", "40960", "--kv-cache-memory", "48MiB",
+                            "--max-step-tokens", "4096", log_path=tmp_path_factory.mktemp("server") / "paged.log")
+    process.start()
+    yield process
+    process.stop()
+
+
+def test_full_context_with_kv_memory_set_by_the_option(paged_server):
+    assert metric(paged_server.base_url, "kv_blocks_total") == KV_MEMORY // BLOCK_BYTES
+    assert metric(paged_server.base_url, "kv_blocks_used") == 0
+    # 64 requests x 40960 tokens as fixed slots would be 64 x 20 MiB: far beyond the 48 MiB pool.
+    assert 64 * 40960 * BLOCK_BYTES // 16 > 20 * KV_MEMORY
+
+
+def test_a_16000_token_prompt_streams(paged_server):
+    client = openai.OpenAI(base_url=f"{paged_server.base_url}/v1", api_key="unused", max_retries=0, timeout=600)
+    prompt = [(7 * i) % 5000 + 100 for i in range(16000)]
+    stream = client.completions.create(model=MODEL, prompt=prompt, max_tokens=4, stream=True, temperature=0,
+                                       stream_options={"include_usage": True})
+    chunks = list(stream)
+    text_chunks = [c for c in chunks if c.choices]
+    assert len(text_chunks) >= 1 and text_chunks[-1].choices[0].finish_reason == "length"
+    assert chunks[-1].usage.prompt_tokens == 16000 and chunks[-1].usage.completion_tokens == 4
+    wait_until_idle(paged_server.base_url)
+    assert metric(paged_server.base_url, "kv_blocks_used") == 0
+
+
+def test_a_prompt_beyond_the_context_is_rejected(paged_server):
+    body = {"model": MODEL, "prompt": [5] * 40960, "max_tokens": 1}
+    response = httpx.post(f"{paged_server.base_url}/v1/completions", json=body, timeout=60)
+    assert response.status_code == 400
