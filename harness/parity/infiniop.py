@@ -46,7 +46,10 @@ class Infiniop:
         return desc
 
     def _run(self, op: str, tensors: list[torch.Tensor], create_extra: tuple, run_args: tuple,
-             workspace: bool = True, outputs: int = 1) -> None:
+             workspace: bool = True, outputs: int = 1, destroy: str | None = None,
+             workspace_of: str | None = None) -> None:
+        """Creates the op's descriptor, runs it, destroys it. `destroy`/`workspace_of` name the op whose
+        functions serve this one (batched sampling shares random_sample's)."""
         lib = self.lib
         host_tensors, tensors = tensors, [self._to_device(t) for t in tensors]
         descs = [self._desc(t) for t in tensors]
@@ -57,7 +60,7 @@ class Infiniop:
         try:
             if workspace:
                 size = ctypes.c_size_t()
-                self._check(getattr(lib, f"infiniopGet{op}WorkspaceSize")(op_desc, ctypes.byref(size)),
+                self._check(getattr(lib, f"infiniopGet{workspace_of or op}WorkspaceSize")(op_desc, ctypes.byref(size)),
                             f"{op} workspace")
                 ws = torch.empty(max(size.value, 1), dtype=torch.uint8, device=tensors[0].device)
                 self._check(getattr(lib, f"infiniop{op}")(op_desc, ctypes.c_void_p(ws.data_ptr()),
@@ -67,7 +70,7 @@ class Infiniop:
                 self._check(getattr(lib, f"infiniop{op}")(op_desc, *ptrs, *run_args, None), f"run {op}")
             self._copy_back(host_tensors[:outputs], tensors[:outputs])
         finally:
-            getattr(lib, f"infiniopDestroy{op}Descriptor")(op_desc)
+            getattr(lib, f"infiniopDestroy{destroy or op}Descriptor")(op_desc)
             for d in descs:
                 lib.infiniopDestroyTensorDescriptor(d)
 
@@ -125,3 +128,18 @@ class Infiniop:
     def paged_attention_prefill(self, out, q, k_cache, v_cache, block_tables, seq_lens, new_lens, scale):
         self._run("PagedAttentionPrefill", [out, q, k_cache, v_cache, block_tables, seq_lens, new_lens],
                   (None, ctypes.c_float(scale)), (None,))
+
+    def embedding(self, out, ids, weight):  # patch 0010
+        self._run("Embedding", [out, ids, weight], (), (), workspace=False)
+
+    def random_sample_batch(self, logits, random_vals, top_ps, top_ks, temperatures) -> list[int]:  # patch 0011
+        """Parameters as device arrays (tensors), as the model passes them."""
+        batch = logits.shape[0]
+        result = torch.zeros(batch, dtype=torch.int64)
+        params = [torch.tensor(random_vals, dtype=torch.float32), torch.tensor(top_ps, dtype=torch.float32),
+                  torch.tensor(top_ks, dtype=torch.int32), torch.tensor(temperatures, dtype=torch.float32)]
+        on_device = [self._to_device(p) for p in params]
+        self._run("RandomSampleBatch", [result, logits], (),
+                  (*[ctypes.c_void_p(p.data_ptr()) for p in on_device], ctypes.c_int(batch)),
+                  destroy="RandomSample", workspace_of="RandomSample")
+        return result.tolist()

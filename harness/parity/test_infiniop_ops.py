@@ -270,3 +270,42 @@ def test_paged_attention_prefill_is_causal_over_past_and_new(ops, dtype, heads, 
             rows.append(paged_reference(q[t], keys[:visible], values[:visible], scale))
             t += 1
     assert rel_err(out, torch.stack(rows)) < TOL[dtype]
+
+
+# -- embedding and batched sampling (patches 0010, 0011) ---------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("id_dtype", [torch.int32, torch.int64])
+def test_embedding_gathers_rows_by_device_ids(ops, dtype, id_dtype):
+    g = torch.Generator().manual_seed(13)
+    weight = torch.randn(50, 24, generator=g).to(dtype)
+    ids = torch.tensor([3, 49, 0, 3, 17], dtype=id_dtype)
+    out = torch.full((5, 24), float("nan"), dtype=dtype)
+    ops.embedding(out, ids, weight)
+    assert torch.equal(out, weight[ids.long()])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_random_sample_batch_is_each_rows_reference_draw(ops, dtype):
+    """One launch, per-row parameters: every row draws what reference_sample draws for it (greedy rows too)."""
+    g = torch.Generator().manual_seed(14)
+    cases = [(1000, 1.0, 1.0), (20, 1.0, 0.7), (1000, 0.8, 1.0), (20, 0.95, 0.6), (0, 0.9, 1.0), (1, 1.0, 1.0),
+             (50, 1.0, 0.0)]  # top_k 0: no limit; top_k 1 and temperature 0: greedy
+    for _ in range(6):
+        logits = (3 * torch.randn(len(cases), 1000, generator=g)).to(dtype)
+        randoms = [max(u, 1e-6) for u in torch.rand(len(cases), generator=g).tolist()]
+        chosen = ops.random_sample_batch(logits, randoms, [c[1] for c in cases], [c[0] for c in cases],
+                                         [c[2] for c in cases])
+        for row, (top_k, top_p, temperature) in enumerate(cases):
+            expected = reference_sample(logits[row], randoms[row], top_p, top_k or 1000, temperature)
+            assert chosen[row] == expected or logits[row, chosen[row]] == logits[row, expected]
+
+
+def test_random_sample_batch_in_half_precision_keeps_the_f32_distribution(ops):
+    """bf16 logits with many near-equal values: an F32 softmax and scan (not bf16 ones) decide the draw."""
+    g = torch.Generator().manual_seed(15)
+    logits = (0.01 * torch.randn(4, 4096, generator=g)).to(torch.bfloat16)
+    randoms = torch.rand(4, generator=g).tolist()
+    chosen = ops.random_sample_batch(logits, randoms, [1.0] * 4, [0] * 4, [1.0] * 4)
+    for row in range(4):
+        expected = reference_sample(logits[row], randoms[row], 1.0, 4096, 1.0)
+        assert chosen[row] == expected or logits[row, chosen[row]] == logits[row, expected]

@@ -187,30 +187,10 @@ StepBatch Model::checkBatch(const iq3Batch &b) const {
     return step;
 }
 
-void Model::embed(const StepBatch &batch) {
-    const size_t row_bytes = size_t(meta_.hidden_size) * dtypeSize(dt_);
-    hidden_.grow(batch.ntok * row_bytes);
-    const char *table = static_cast<const char *>(weights_.embed().data);
-    for (uint32_t t = 0; t < batch.ntok; t++) {
-        ops_.copyOnDevice(static_cast<char *>(hidden_.data()) + t * row_bytes, table + batch.tokens[t] * row_bytes,
-                          row_bytes);
-    }
-}
-
-void Model::uploadPositions(const StepBatch &batch) {
-    std::vector<uint32_t> positions(batch.ntok);
-    for (uint32_t r = 0; r < batch.nreq(); r++) {
-        for (uint32_t i = 0; i < batch.lens[r]; i++) {
-            positions[batch.starts[r] + i] = batch.pos[r] + i;
-        }
-    }
-    pos_ids_.grow(positions.size() * sizeof(uint32_t));
-    ops_.copyToDevice(pos_ids_.data(), positions.data(), positions.size() * sizeof(uint32_t));
-}
-
-// One upload of everything the paged operators read: the slot of each new token, the block tables (rows as wide
-// as the step's longest, rounded up to a power of two so decode descriptors repeat), past + new and new lengths.
-void Model::uploadPaging(const StepBatch &batch) {
+// One upload of everything this step's operators read: token ids and positions, the slot of each new token,
+// the block tables (rows as wide as the step's longest, rounded up to a power of two so that decode descriptors
+// repeat), past + new and new lengths.
+void Model::uploadStepInputs(const StepBatch &batch) {
     const size_t nreq = batch.nreq(), ntok = batch.ntok, bs = meta_.kv_block_size;
     size_t width = 1;
     for (const auto &blocks : batch.blocks) {
@@ -218,26 +198,30 @@ void Model::uploadPaging(const StepBatch &batch) {
             width *= 2;
         }
     }
-    std::vector<int64_t> host(ntok + nreq * width + 2 * nreq, 0);
-    int64_t *slots = host.data(), *tables = slots + ntok, *seq_lens = tables + nreq * width,
-            *new_lens = seq_lens + nreq;
+    std::vector<int64_t> host(3 * ntok + nreq * width + 2 * nreq, 0);
+    int64_t *ids = host.data(), *positions = ids + ntok, *slots = positions + ntok, *tables = slots + ntok,
+            *seq_lens = tables + nreq * width, *new_lens = seq_lens + nreq;
     for (size_t r = 0; r < nreq; r++) {
         const auto &blocks = batch.blocks[r];
         for (size_t i = 0; i < batch.lens[r]; i++) {
-            const size_t position = batch.pos[r] + i;
-            slots[batch.starts[r] + i] = int64_t(blocks[position / bs]) * int64_t(bs) + int64_t(position % bs);
+            const size_t t = batch.starts[r] + i, position = batch.pos[r] + i;
+            ids[t] = batch.tokens[t];
+            positions[t] = int64_t(position);
+            slots[t] = int64_t(blocks[position / bs]) * int64_t(bs) + int64_t(position % bs);
         }
         std::copy(blocks.begin(), blocks.end(), tables + r * width);
         seq_lens[r] = int64_t(batch.pos[r]) + batch.lens[r];
         new_lens[r] = batch.lens[r];
     }
-    paging_.grow(host.size() * sizeof(int64_t));
-    ops_.copyToDevice(paging_.data(), host.data(), host.size() * sizeof(int64_t));
-    auto *base = static_cast<int64_t *>(paging_.data());
-    slot_mapping_ = Tensor::contiguous(base, INFINI_DTYPE_I64, {ntok});
-    block_tables_ = Tensor::contiguous(base + ntok, INFINI_DTYPE_I64, {nreq, width});
-    seq_lens_ = Tensor::contiguous(base + ntok + nreq * width, INFINI_DTYPE_I64, {nreq});
-    new_lens_ = Tensor::contiguous(base + ntok + nreq * width + nreq, INFINI_DTYPE_I64, {nreq});
+    step_inputs_.grow(host.size() * sizeof(int64_t));
+    ops_.copyToDevice(step_inputs_.data(), host.data(), host.size() * sizeof(int64_t));
+    auto *base = static_cast<int64_t *>(step_inputs_.data());
+    token_ids_ = Tensor::contiguous(base, INFINI_DTYPE_I64, {ntok});
+    positions_ = Tensor::contiguous(base + ntok, INFINI_DTYPE_I64, {ntok});
+    slot_mapping_ = Tensor::contiguous(base + 2 * ntok, INFINI_DTYPE_I64, {ntok});
+    block_tables_ = Tensor::contiguous(base + 3 * ntok, INFINI_DTYPE_I64, {nreq, width});
+    seq_lens_ = Tensor::contiguous(base + 3 * ntok + nreq * width, INFINI_DTYPE_I64, {nreq});
+    new_lens_ = Tensor::contiguous(base + 3 * ntok + nreq * width + nreq, INFINI_DTYPE_I64, {nreq});
 }
 
 void Model::runLayers(const StepBatch &batch) {
@@ -245,9 +229,8 @@ void Model::runLayers(const StepBatch &batch) {
     const size_t nh = meta_.num_heads, nkvh = meta_.num_kv_heads, es = dtypeSize(dt_);
     const float eps = meta_.rms_norm_eps;
 
-    embed(batch);
-    uploadPositions(batch);
-    uploadPaging(batch);
+    uploadStepInputs(batch);
+    hidden_.grow(ntok * d * es);
     normed_.grow(ntok * d * es);
     qkv_.grow(ntok * (nh + 2 * nkvh) * dh * es);
     attn_out_.grow(ntok * nh * dh * es);
@@ -264,7 +247,7 @@ void Model::runLayers(const StepBatch &batch) {
     const auto gate_up = Tensor::contiguous(gate_up_.data(), dt_, {ntok, 2 * di});
     const auto gate = gate_up.slice(1, 0, di), up = gate_up.slice(1, di, di);
     const auto act = Tensor::contiguous(act_.data(), dt_, {ntok, di});
-    const auto pos = Tensor::contiguous(pos_ids_.data(), INFINI_DTYPE_U32, {ntok});
+    const auto &pos = positions_;
     const auto sin = Tensor::contiguous(sin_table_.data(), dt_, {meta_.max_seq_tokens, dh / 2});
     const auto cos = Tensor::contiguous(cos_table_.data(), dt_, {meta_.max_seq_tokens, dh / 2});
     // When tracing, projections with a residual are computed apart (into xn's buffer, free at that point)
@@ -279,6 +262,7 @@ void Model::runLayers(const StepBatch &batch) {
         ops_.add(x, x, xn);
     };
 
+    ops_.embedding(x, token_ids_, weights_.embed());
     trace_.record(ops_, "embed", x);
     for (size_t l = 0; l < meta_.num_layers; l++) {
         const std::string p = "layers." + std::to_string(l) + ".";
@@ -400,18 +384,32 @@ void Model::infer(const StepBatch &batch, const std::vector<SamplingParams> &sam
     if (logits_out != nullptr) {
         copyLogits(logits, logits_out);
     }
-    sampled_.grow(batch.nreq() * sizeof(int64_t));
-    for (uint32_t r = 0; r < batch.nreq(); r++) {
-        const auto &s = sampling[r];
-        const Tensor result{static_cast<int64_t *>(sampled_.data()) + r, INFINI_DTYPE_I64, {}, {}};
-        const auto probs = logits.slice(0, r, 1).view({meta_.vocab_size});
-        ops_.randomSample(result, probs, s.random, s.topp, s.topk, s.temperature);
+    const auto tokens = sample(logits, sampling);
+    std::copy(tokens.begin(), tokens.end(), out_tokens);
+}
+
+std::vector<uint32_t> Model::sample(const Tensor &logits, const std::vector<SamplingParams> &sampling) {
+    const size_t rows = sampling.size();
+    // [random rows][top_p rows][temperature rows][top_k rows]: 4-byte words, one upload
+    std::vector<float> params(4 * rows);
+    auto *topk = reinterpret_cast<int *>(params.data() + 3 * rows);
+    for (size_t r = 0; r < rows; r++) {
+        params[r] = sampling[r].random;
+        params[rows + r] = sampling[r].topp;
+        params[2 * rows + r] = sampling[r].temperature;
+        topk[r] = sampling[r].topk;
     }
-    std::vector<int64_t> ids(batch.nreq());
-    ops_.copyToHost(ids.data(), sampled_.data(), ids.size() * sizeof(int64_t));
-    for (uint32_t r = 0; r < batch.nreq(); r++) {
-        out_tokens[r] = uint32_t(ids[r]);
-    }
+    static_assert(sizeof(int) == sizeof(float), "sampling parameters are packed as 4-byte words");
+    sampling_inputs_.grow(params.size() * sizeof(float));
+    ops_.copyToDevice(sampling_inputs_.data(), params.data(), params.size() * sizeof(float));
+    const auto *device = static_cast<const float *>(sampling_inputs_.data());
+    sampled_.grow(rows * sizeof(int64_t));
+    const Tensor result = Tensor::contiguous(sampled_.data(), INFINI_DTYPE_I64, {rows});
+    ops_.randomSampleBatch(result, logits, device, device + rows, reinterpret_cast<const int *>(device + 3 * rows),
+                           device + 2 * rows);
+    std::vector<int64_t> ids(rows);
+    ops_.copyToHost(ids.data(), sampled_.data(), rows * sizeof(int64_t));
+    return std::vector<uint32_t>(ids.begin(), ids.end());
 }
 
 void Model::forward(const StepBatch &batch, bool all_positions, float *out) {

@@ -58,9 +58,9 @@ private:
     // Prompt chunk without a past: attention over its own K/V with GEMMs (compute-bound on accelerators).
     void contiguousAttention(const StepBatch &batch, uint32_t r, const Tensor &q, const Tensor &k, const Tensor &v,
                              const Tensor &out);
-    void embed(const StepBatch &batch);
-    void uploadPositions(const StepBatch &batch);
-    void uploadPaging(const StepBatch &batch);
+    void uploadStepInputs(const StepBatch &batch);
+    // One batched draw for all requests; returns the sampled ids.
+    std::vector<uint32_t> sample(const Tensor &logits, const std::vector<SamplingParams> &sampling);
     void buildRopeTables();
     void ensureLoaded() const;
 
@@ -76,11 +76,12 @@ private:
 
     DeviceBuffer sin_table_, cos_table_;
     // Scratch for one step, grown on demand and reused.
-    DeviceBuffer hidden_, normed_, qkv_, attn_out_, gate_up_, act_, pos_ids_;
+    DeviceBuffer hidden_, normed_, qkv_, attn_out_, gate_up_, act_;
     DeviceBuffer q_heads_, scores_, head_out_, last_hidden_, logits_, sampled_;
-    // This step's paging indices on the device (I64): slot of each token, block tables, lengths.
-    DeviceBuffer paging_;
-    Tensor slot_mapping_, block_tables_, seq_lens_, new_lens_;
+    // This step's inputs on the device, uploaded at once (I64): token ids, positions, the slot of each token,
+    // block tables, past + new and new lengths; and the sampling parameters (4-byte words).
+    DeviceBuffer step_inputs_, sampling_inputs_;
+    Tensor token_ids_, positions_, slot_mapping_, block_tables_, seq_lens_, new_lens_;
 };
 
 } // namespace iq3

@@ -158,19 +158,32 @@ void Ops::rearrange(const Tensor &dst, const Tensor &src) {
     IQ3_INFINI(infiniopRearrange(static_cast<infiniopRearrangeDescriptor_t>(entry.desc), dst.data, src.data, stream_));
 }
 
-void Ops::randomSample(const Tensor &result, const Tensor &probs, float random_val, float topp, int topk,
-                       float temperature) {
-    auto key = "sample|" + result.signature() + probs.signature();
+void Ops::embedding(const Tensor &out, const Tensor &ids, const Tensor &table) {
+    auto key = "embedding|" + out.signature() + ids.signature() + table.signature();
     const auto &entry = cached(key, [&](size_t *ws) {
-        TensorDesc dr(result), dp(probs);
+        TensorDesc dout(out), dids(ids), dtable(table);
+        infiniopEmbeddingDescriptor_t desc;
+        IQ3_INFINI(infiniopCreateEmbeddingDescriptor(handle_, &desc, dout, dids, dtable));
+        *ws = 0;
+        return static_cast<void *>(desc);
+    }, &destroyAs<infiniopEmbeddingDescriptor_t, infiniopDestroyEmbeddingDescriptor>);
+    IQ3_INFINI(infiniopEmbedding(static_cast<infiniopEmbeddingDescriptor_t>(entry.desc), out.data, ids.data,
+                                 table.data, stream_));
+}
+
+void Ops::randomSampleBatch(const Tensor &result, const Tensor &logits, const float *random, const float *topp,
+                            const int *topk, const float *temperature) {
+    auto key = "sample_batch|" + result.signature() + logits.signature();
+    const auto &entry = cached(key, [&](size_t *ws) {
+        TensorDesc dr(result), dl(logits);
         infiniopRandomSampleDescriptor_t desc;
-        IQ3_INFINI(infiniopCreateRandomSampleDescriptor(handle_, &desc, dr, dp));
+        IQ3_INFINI(infiniopCreateRandomSampleBatchDescriptor(handle_, &desc, dr, dl));
         IQ3_INFINI(infiniopGetRandomSampleWorkspaceSize(desc, ws));
         return static_cast<void *>(desc);
     }, &destroyAs<infiniopRandomSampleDescriptor_t, infiniopDestroyRandomSampleDescriptor>);
-    IQ3_INFINI(infiniopRandomSample(static_cast<infiniopRandomSampleDescriptor_t>(entry.desc),
-                                    workspace(entry.workspace), entry.workspace, result.data, probs.data, random_val,
-                                    topp, topk, temperature, stream_));
+    IQ3_INFINI(infiniopRandomSampleBatch(static_cast<infiniopRandomSampleDescriptor_t>(entry.desc),
+                                         workspace(entry.workspace), entry.workspace, result.data, logits.data,
+                                         random, topp, topk, temperature, int(result.shape.at(0)), stream_));
 }
 
 void Ops::pagedCaching(const Tensor &k_cache, const Tensor &v_cache, const Tensor &k, const Tensor &v,

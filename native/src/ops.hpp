@@ -31,8 +31,12 @@ public:
     void add(const Tensor &c, const Tensor &a, const Tensor &b);
     // strided copy dst <- src
     void rearrange(const Tensor &dst, const Tensor &src);
-    void randomSample(const Tensor &result, const Tensor &probs, float random_val, float topp, int topk,
-                      float temperature);
+    // out[t] = table[ids[t]] with the ids in device memory (patch 0010)
+    void embedding(const Tensor &out, const Tensor &ids, const Tensor &table);
+    // One draw per row of logits [rows, vocab] into result [rows] (I64); the per-row parameters are device arrays
+    // of at least `rows` entries (patch 0011: F32 softmax and scan on every backend).
+    void randomSampleBatch(const Tensor &result, const Tensor &logits, const float *random, const float *topp,
+                           const int *topk, const float *temperature);
     // Paged KV cache (InfiniCore patch 0009): caches [blocks, kv_heads, block_size, head_dim], I64 indices.
     void pagedCaching(const Tensor &k_cache, const Tensor &v_cache, const Tensor &k, const Tensor &v,
                       const Tensor &slot_mapping);
