@@ -10,8 +10,10 @@ import torch
 from transformers import Qwen3ForCausalLM
 from transformers.models.qwen3.modeling_qwen3 import apply_rotary_pos_emb
 
-LAYER_OPS = ["attn_norm", "q", "k", "v", "q_norm", "k_norm", "q_rope", "k_rope", "attn", "o_proj", "ffn_norm",
-             "gate", "up", "act", "down"]
+# attn_residual / mlp_residual: the residual stream after o_proj and after down_proj (each projection with the
+# residual added), which is what the native step computes: the residual is folded into the GEMM (beta = 1).
+LAYER_OPS = ["attn_norm", "q", "k", "v", "q_norm", "k_norm", "q_rope", "k_rope", "attn", "attn_residual", "ffn_norm",
+             "gate", "up", "act", "mlp_residual"]
 ROPE_PERMUTED = {"q", "k", "q_norm", "k_norm", "q_rope", "k_rope"}  # head_dim order differs under GPT-J
 
 
@@ -35,6 +37,8 @@ def reference_trace(model: Qwen3ForCausalLM, token_ids: list[int]) -> dict[str, 
     def keep(name, use_input=False):
         def hook(module, inputs, output=None):
             value = inputs[0] if use_input else output
+            if isinstance(value, tuple):  # a decoder layer may return (hidden_states, ...)
+                value = value[0]
             captured[name] = value.detach()[0].float()
         return hook
 
@@ -53,12 +57,12 @@ def reference_trace(model: Qwen3ForCausalLM, token_ids: list[int]) -> dict[str, 
             attn.q_norm.register_forward_hook(keep(p + "q_norm")),
             attn.k_norm.register_forward_hook(keep(p + "k_norm")),
             attn.o_proj.register_forward_pre_hook(keep(p + "attn", use_input=True)),
-            attn.o_proj.register_forward_hook(keep(p + "o_proj")),
+            layer.post_attention_layernorm.register_forward_pre_hook(keep(p + "attn_residual", use_input=True)),
             layer.post_attention_layernorm.register_forward_hook(keep(p + "ffn_norm")),
             mlp.gate_proj.register_forward_hook(keep(p + "gate")),
             mlp.up_proj.register_forward_hook(keep(p + "up")),
             mlp.down_proj.register_forward_pre_hook(keep(p + "act", use_input=True)),
-            mlp.down_proj.register_forward_hook(keep(p + "down")),
+            layer.register_forward_hook(keep(p + "mlp_residual")),
         ]
         # RoPE is a function in transformers, not a module: apply the same function to the captured q/k norms.
         hooks.append(attn.k_norm.register_forward_hook(_rope_capture(captured, p, model.dtype)))

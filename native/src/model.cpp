@@ -250,16 +250,11 @@ void Model::runLayers(const StepBatch &batch) {
     const auto &pos = positions_;
     const auto sin = Tensor::contiguous(sin_table_.data(), dt_, {meta_.max_seq_tokens, dh / 2});
     const auto cos = Tensor::contiguous(cos_table_.data(), dt_, {meta_.max_seq_tokens, dh / 2});
-    // When tracing, projections with a residual are computed apart (into xn's buffer, free at that point)
-    // so that the projection itself can be recorded; otherwise the residual is folded into the GEMM (beta=1).
+    // o_proj and down add the residual inside the GEMM (beta = 1); the trace records the residual stream after
+    // it, which is what this step computes.
     auto residual_linear = [&](const std::string &name, const Tensor &input, const Tensor &weight) {
-        if (!trace_.enabled) {
-            ops_.gemm(x, input, weight.permute({1, 0}), 1.0f, 1.0f);
-            return;
-        }
-        ops_.gemm(xn, input, weight.permute({1, 0}));
-        trace_.record(ops_, name, xn);
-        ops_.add(x, x, xn);
+        ops_.gemm(x, input, weight.permute({1, 0}), 1.0f, 1.0f);
+        trace_.record(ops_, name, x);
     };
 
     ops_.embedding(x, token_ids_, weights_.embed());
@@ -282,7 +277,7 @@ void Model::runLayers(const StepBatch &batch) {
         trace_.record(ops_, p + "k_rope", k);
         attention(batch, l, q, k, v, attn_out);
         trace_.record(ops_, p + "attn", attn_out);
-        residual_linear(p + "o_proj", attn_out, weights_.oProj(l));
+        residual_linear(p + "attn_residual", attn_out, weights_.oProj(l));
         ops_.rmsnorm(xn, x, weights_.ffnNorm(l), eps);
         trace_.record(ops_, p + "ffn_norm", xn);
         ops_.gemm(gate_up, xn, weights_.gateUp(l).permute({1, 0}));
@@ -290,7 +285,7 @@ void Model::runLayers(const StepBatch &batch) {
         trace_.record(ops_, p + "up", up);
         ops_.swiglu(act, up, gate); // up * silu(gate)
         trace_.record(ops_, p + "act", act);
-        residual_linear(p + "down", act, weights_.down(l));
+        residual_linear(p + "mlp_residual", act, weights_.down(l));
     }
 }
 

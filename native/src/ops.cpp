@@ -133,19 +133,6 @@ void Ops::swiglu(const Tensor &c, const Tensor &a, const Tensor &b) {
                               entry.workspace, c.data, a.data, b.data, stream_));
 }
 
-void Ops::add(const Tensor &c, const Tensor &a, const Tensor &b) {
-    auto key = "add|" + c.signature() + a.signature() + b.signature();
-    const auto &entry = cached(key, [&](size_t *ws) {
-        TensorDesc dc(c), da(a), db(b);
-        infiniopAddDescriptor_t desc;
-        IQ3_INFINI(infiniopCreateAddDescriptor(handle_, &desc, dc, da, db));
-        IQ3_INFINI(infiniopGetAddWorkspaceSize(desc, ws));
-        return static_cast<void *>(desc);
-    }, &destroyAs<infiniopAddDescriptor_t, infiniopDestroyAddDescriptor>);
-    IQ3_INFINI(infiniopAdd(static_cast<infiniopAddDescriptor_t>(entry.desc), workspace(entry.workspace),
-                           entry.workspace, c.data, a.data, b.data, stream_));
-}
-
 void Ops::rearrange(const Tensor &dst, const Tensor &src) {
     auto key = "rearrange|" + dst.signature() + src.signature();
     const auto &entry = cached(key, [&](size_t *ws) {

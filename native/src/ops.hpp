@@ -28,7 +28,6 @@ public:
     void causalSoftmax(const Tensor &y, const Tensor &x);
     // c = a * silu(b)
     void swiglu(const Tensor &c, const Tensor &a, const Tensor &b);
-    void add(const Tensor &c, const Tensor &a, const Tensor &b);
     // strided copy dst <- src
     void rearrange(const Tensor &dst, const Tensor &src);
     // out[t] = table[ids[t]] with the ids in device memory (patch 0010)
