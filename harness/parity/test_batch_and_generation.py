@@ -10,7 +10,7 @@ import torch
 from harness.fixtures.blocks import slot_blocks
 from harness.fixtures.device import TEST_DEVICE
 from infini_qwen3.generation import generate
-from infini_qwen3.model import Qwen3Model, StepRequest
+from infini_qwen3.model import Qwen3Model, SamplingParams, StepRequest
 
 from .reference import load_reference, rel_l2
 
@@ -49,6 +49,27 @@ def test_mixed_prefill_and_decode_step_equals_each_request_alone(checkpoint_dir)
         for got, tokens in zip(mixed, [a, b, c]):
             expected = reference(torch.tensor([tokens])).logits[0, -1].numpy()
             assert rel_l2(got, expected) < 1e-4
+
+
+def test_a_decode_step_padded_to_its_batch_bucket_equals_each_request_alone(checkpoint_dir):
+    """Three decoding requests run as a bucket of four rows (one padding row with no KV): each gets the logits
+    and the greedy token it gets alone, and the padding row writes none of their KV blocks."""
+    seqs = prompts([5, 8, 3], seed=3)
+    sizes = dict(max_model_len=32, kv_cache_tokens=128)
+    with Qwen3Model(checkpoint_dir, device=TEST_DEVICE, dtype="f32", **sizes) as batched, \
+            Qwen3Model(checkpoint_dir, device=TEST_DEVICE, dtype="f32", **sizes) as alone:
+        blocks = [slot_blocks(batched, i) for i in range(3)]
+        for model in (batched, alone):
+            model.forward([StepRequest(s[:-1], 0, b) for s, b in zip(seqs, blocks)])  # the pasts
+        step = [StepRequest(s[-1:], len(s) - 1, b, SamplingParams(temperature=0.0)) for s, b in zip(seqs, blocks)]
+        tokens, logits = batched.infer_with_logits(step)
+        singles = [alone.infer_with_logits([request]) for request in step]
+        again = batched.forward([StepRequest([t], len(s), b) for t, s, b in zip(tokens, seqs, blocks)])
+        again_alone = [alone.forward([StepRequest([t], len(s), b)])[0] for t, s, b in zip(tokens, seqs, blocks)]
+    for row, (single_tokens, single_logits) in enumerate(singles):
+        assert tokens[row] == single_tokens[0]
+        assert rel_l2(logits[row], single_logits[0]) < 1e-6
+        assert rel_l2(again[row], again_alone[row]) < 1e-6  # the KV written by the padded step is each one's own
 
 
 def test_all_positions_logits_match_transformers_with_past(checkpoint_dir):

@@ -2,6 +2,7 @@
 
 #include "error.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 namespace iq3 {
@@ -133,7 +134,7 @@ StepBatch Model::checkBatch(const iq3Batch &b) const {
     if (b.ntok > meta_.max_step_tokens) {
         bad(std::to_string(b.ntok) + " tokens exceed max_step_tokens " + std::to_string(meta_.max_step_tokens));
     }
-    StepBatch step{b.tokens, b.ntok, {}, {}, {}, {}, 0};
+    StepBatch step{b.tokens, b.ntok, {}, {}, {}, {}, 0, 0};
     std::vector<bool> block_used(meta_.kv_blocks, false);
     uint32_t start = 0;
     bool leading_decode = true;
@@ -178,6 +179,13 @@ StepBatch Model::checkBatch(const iq3Batch &b) const {
     if (start != b.ntok) {
         bad("request lengths add up to " + std::to_string(start) + ", not ntok " + std::to_string(b.ntok));
     }
+    step.rows = b.ntok;
+    if (step.decodeOnly() && !trace_.enabled) { // traces keep the shapes of the requests themselves
+        while (step.rows & (step.rows - 1)) {
+            step.rows += step.rows & -step.rows; // up to the next power of two
+        }
+        step.rows = std::min(step.rows, meta_.max_step_tokens);
+    }
     for (uint32_t t = 0; t < b.ntok; t++) {
         if (b.tokens[t] >= meta_.vocab_size) {
             bad("token id " + std::to_string(b.tokens[t]) + " is outside the vocabulary of " +
@@ -189,19 +197,21 @@ StepBatch Model::checkBatch(const iq3Batch &b) const {
 
 // One upload of everything this step's operators read: token ids and positions, the slot of each new token,
 // the block tables (rows as wide as the step's longest, rounded up to a power of two so that decode descriptors
-// repeat), past + new and new lengths.
+// repeat), past + new and new lengths. Padding rows (batch.rows beyond ntok) are sequences of their own with
+// token 0 at position 0, no slot (-1: nothing cached) and no keys (length 0: zero attention output).
 void Model::uploadStepInputs(const StepBatch &batch) {
-    const size_t nreq = batch.nreq(), ntok = batch.ntok, bs = meta_.kv_block_size;
+    const size_t rows = batch.rows, nseq = batch.decodeOnly() ? rows : batch.nreq(), bs = meta_.kv_block_size;
     size_t width = 1;
     for (const auto &blocks : batch.blocks) {
         while (width < blocks.size()) {
             width *= 2;
         }
     }
-    std::vector<int64_t> host(3 * ntok + nreq * width + 2 * nreq, 0);
-    int64_t *ids = host.data(), *positions = ids + ntok, *slots = positions + ntok, *tables = slots + ntok,
-            *seq_lens = tables + nreq * width, *new_lens = seq_lens + nreq;
-    for (size_t r = 0; r < nreq; r++) {
+    std::vector<int64_t> host(3 * rows + nseq * width + 2 * nseq, 0);
+    int64_t *ids = host.data(), *positions = ids + rows, *slots = positions + rows, *tables = slots + rows,
+            *seq_lens = tables + nseq * width, *new_lens = seq_lens + nseq;
+    std::fill(slots, slots + rows, -1);
+    for (size_t r = 0; r < batch.nreq(); r++) {
         const auto &blocks = batch.blocks[r];
         for (size_t i = 0; i < batch.lens[r]; i++) {
             const size_t t = batch.starts[r] + i, position = batch.pos[r] + i;
@@ -216,16 +226,16 @@ void Model::uploadStepInputs(const StepBatch &batch) {
     step_inputs_.grow(host.size() * sizeof(int64_t));
     ops_.copyToDevice(step_inputs_.data(), host.data(), host.size() * sizeof(int64_t));
     auto *base = static_cast<int64_t *>(step_inputs_.data());
-    token_ids_ = Tensor::contiguous(base, INFINI_DTYPE_I64, {ntok});
-    positions_ = Tensor::contiguous(base + ntok, INFINI_DTYPE_I64, {ntok});
-    slot_mapping_ = Tensor::contiguous(base + 2 * ntok, INFINI_DTYPE_I64, {ntok});
-    block_tables_ = Tensor::contiguous(base + 3 * ntok, INFINI_DTYPE_I64, {nreq, width});
-    seq_lens_ = Tensor::contiguous(base + 3 * ntok + nreq * width, INFINI_DTYPE_I64, {nreq});
-    new_lens_ = Tensor::contiguous(base + 3 * ntok + nreq * width + nreq, INFINI_DTYPE_I64, {nreq});
+    token_ids_ = Tensor::contiguous(base, INFINI_DTYPE_I64, {rows});
+    positions_ = Tensor::contiguous(base + rows, INFINI_DTYPE_I64, {rows});
+    slot_mapping_ = Tensor::contiguous(base + 2 * rows, INFINI_DTYPE_I64, {rows});
+    block_tables_ = Tensor::contiguous(base + 3 * rows, INFINI_DTYPE_I64, {nseq, width});
+    seq_lens_ = Tensor::contiguous(base + 3 * rows + nseq * width, INFINI_DTYPE_I64, {nseq});
+    new_lens_ = Tensor::contiguous(base + 3 * rows + nseq * width + nseq, INFINI_DTYPE_I64, {nseq});
 }
 
 void Model::runLayers(const StepBatch &batch) {
-    const size_t ntok = batch.ntok, d = meta_.hidden_size, dh = meta_.head_dim, di = meta_.intermediate_size;
+    const size_t ntok = batch.rows, d = meta_.hidden_size, dh = meta_.head_dim, di = meta_.intermediate_size;
     const size_t nh = meta_.num_heads, nkvh = meta_.num_kv_heads, es = dtypeSize(dt_);
     const float eps = meta_.rms_norm_eps;
 
@@ -298,7 +308,7 @@ void Model::attention(const StepBatch &batch, size_t layer, const Tensor &q, con
     const auto k_cache = kv_.keys(layer), v_cache = kv_.values(layer);
     const auto out_heads = out.split(1, {meta_.num_heads, meta_.head_dim});
     ops_.pagedCaching(k_cache, v_cache, k, v, slot_mapping_);
-    const uint32_t nd = batch.decoding;
+    const uint32_t nd = batch.decodeOnly() ? batch.rows : batch.decoding; // padding rows attend to nothing
     if (nd > 0) {
         ops_.pagedAttention(out_heads.slice(0, 0, nd), q.slice(0, 0, nd), k_cache, v_cache,
                             block_tables_.slice(0, 0, nd), seq_lens_.slice(0, 0, nd), scale);
@@ -344,11 +354,13 @@ void Model::contiguousAttention(const StepBatch &batch, uint32_t r, const Tensor
 
 Tensor Model::logitsFor(const StepBatch &batch, bool all_positions) {
     const size_t d = meta_.hidden_size, es = dtypeSize(dt_), vocab = meta_.vocab_size;
-    const size_t rows = all_positions ? batch.ntok : batch.nreq();
-    const auto x = Tensor::contiguous(hidden_.data(), dt_, {batch.ntok, d});
+    // Every row when all positions are asked for or every request has one row (decode, padding included).
+    const bool every_row = all_positions || batch.decodeOnly();
+    const size_t rows = every_row ? batch.rows : batch.nreq();
+    const auto x = Tensor::contiguous(hidden_.data(), dt_, {batch.rows, d});
     last_hidden_.grow(rows * d * es);
     const auto h = Tensor::contiguous(last_hidden_.data(), dt_, {rows, d});
-    if (all_positions) {
+    if (every_row) {
         ops_.rmsnorm(h, x, weights_.finalNorm(), meta_.rms_norm_eps);
     } else {
         for (uint32_t r = 0; r < batch.nreq(); r++) {
@@ -377,18 +389,19 @@ void Model::infer(const StepBatch &batch, const std::vector<SamplingParams> &sam
     runLayers(batch);
     const auto logits = logitsFor(batch, false);
     if (logits_out != nullptr) {
-        copyLogits(logits, logits_out);
+        copyLogits(logits.slice(0, 0, batch.nreq()), logits_out);
     }
     const auto tokens = sample(logits, sampling);
-    std::copy(tokens.begin(), tokens.end(), out_tokens);
+    std::copy(tokens.begin(), tokens.begin() + batch.nreq(), out_tokens);
 }
 
 std::vector<uint32_t> Model::sample(const Tensor &logits, const std::vector<SamplingParams> &sampling) {
-    const size_t rows = sampling.size();
+    const size_t rows = logits.shape.at(0); // padding rows (beyond sampling.size()) draw greedily
     // [random rows][top_p rows][temperature rows][top_k rows]: 4-byte words, one upload
-    std::vector<float> params(4 * rows);
+    std::vector<float> params(4 * rows, 0.0f);
     auto *topk = reinterpret_cast<int *>(params.data() + 3 * rows);
-    for (size_t r = 0; r < rows; r++) {
+    std::fill(topk, topk + rows, 1);
+    for (size_t r = 0; r < sampling.size(); r++) {
         params[r] = sampling[r].random;
         params[rows + r] = sampling[r].topp;
         params[2 * rows + r] = sampling[r].temperature;
@@ -412,7 +425,8 @@ void Model::forward(const StepBatch &batch, bool all_positions, float *out) {
     ops_.activate();
     trace_.clear();
     runLayers(batch);
-    copyLogits(logitsFor(batch, all_positions), out);
+    const auto logits = logitsFor(batch, all_positions);
+    copyLogits(logits.slice(0, 0, all_positions ? batch.ntok : batch.nreq()), out);
 }
 
 void Model::copyLogits(const Tensor &logits, float *out) {

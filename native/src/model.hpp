@@ -19,7 +19,11 @@ struct StepBatch {
     std::vector<uint32_t> starts;              // first token index of each request in tokens
     std::vector<std::vector<uint32_t>> blocks; // each request's KV blocks, as many as its past + new tokens need
     uint32_t decoding = 0;                     // leading requests with one new token: one paged-attention launch
+    // Rows the step computes. A step of decoding requests only is padded to a power of two (a batch bucket) with
+    // rows that read and write no KV, so that its operators keep their descriptors from step to step.
+    uint32_t rows = 0;
     uint32_t nreq() const { return uint32_t(lens.size()); }
+    bool decodeOnly() const { return decoding == nreq(); }
 };
 
 struct SamplingParams {

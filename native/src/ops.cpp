@@ -40,11 +40,19 @@ void Ops::activate() const { IQ3_INFINI(infinirtSetDevice(device_, device_id_));
 const Ops::Cached &Ops::cached(const std::string &key, const Creator &create, void (*destroy)(void *)) {
     auto found = cache_.find(key);
     if (found != cache_.end()) {
+        recency_.splice(recency_.begin(), recency_, found->second.recency);
         return found->second;
+    }
+    if (cache_.size() >= kMaxDescriptors) {
+        auto evicted = cache_.find(recency_.back());
+        evicted->second.destroy(evicted->second.desc);
+        cache_.erase(evicted);
+        recency_.pop_back();
     }
     size_t workspace = 0;
     void *desc = create(&workspace);
-    return cache_.emplace(key, Cached{desc, workspace, destroy}).first->second;
+    recency_.push_front(key);
+    return cache_.emplace(key, Cached{desc, workspace, destroy, recency_.begin()}).first->second;
 }
 
 void *Ops::workspace(size_t bytes) {

@@ -7,6 +7,7 @@
 #include <infiniop.h>
 
 #include <functional>
+#include <list>
 #include <string>
 #include <unordered_map>
 
@@ -61,6 +62,7 @@ private:
         void *desc;
         size_t workspace;
         void (*destroy)(void *);
+        std::list<std::string>::iterator recency; // its place in recency_
     };
     using Creator = std::function<void *(size_t *workspace)>;
     const Cached &cached(const std::string &key, const Creator &create, void (*destroy)(void *));
@@ -71,7 +73,11 @@ private:
     infiniopHandle_t handle_ = nullptr;
     infinirtStream_t stream_ = nullptr;
     DeviceBuffer workspace_;
+    // Descriptors by key, at most kMaxDescriptors: prompt chunks of ever new lengths would otherwise grow the cache
+    // for as long as a server runs. The least recently used one is destroyed first.
+    static constexpr size_t kMaxDescriptors = 4096;
     std::unordered_map<std::string, Cached> cache_;
+    std::list<std::string> recency_; // most recently used first
 };
 
 // An InfiniCore tensor descriptor that is destroyed with its scope.
