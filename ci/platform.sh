@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # The platform harness: on the machine it runs on, build InfiniCore + native for DEVICE with the project's
-# patches, run the HF parity suite on that device, then (when present) the conformance suite against a server
-# on the device and the throughput benchmark, and write the results for `python -m harness.report`.
-# Works offline: wheels missing from the machine's Python can be carried in .whl/ (see ci/platform_wheels.sh).
+# patches, then, numbers first: a smoke run, the throughput benchmark against transformers, the HF parity suite
+# on that device, the conformance suite against a server on the device. Each stage's results are written as it
+# completes (for `python -m harness.report`), and each runs within a time budget: a stage that would start with
+# less time left than it needs is recorded as "skipped: out of time", so a short machine lease ends with a record,
+# not a lost run. Works offline: wheels missing from the machine's Python can be carried in .whl/
+# (see ci/platform_wheels.sh).
 #   usage: bash ci/platform.sh [cpu|nvidia] [extra pytest args for the parity run]
-#   env:   INFINI_QWEN3_RESULTS (default build/results/DEVICE), INFINI_QWEN3_CONFORMANCE_ARGS (extra pytest args),
+#   env:   INFINI_QWEN3_RESULTS (default build/results/DEVICE), INFINI_QWEN3_BUDGET_S (whole run, default 780 s;
+#          4x that and 4x each stage's limit on the CPU),
+#          INFINI_QWEN3_PARITY_TESTS / INFINI_QWEN3_CONFORMANCE_TESTS (replace the test selections),
+#          INFINI_QWEN3_CONFORMANCE_ARGS (extra pytest args for the conformance run),
 #          INFINI_QWEN3_BENCH_ARGS (replace the benchmark's shape arguments), INFINI_CUDA_ARCH (default sm_90)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -26,20 +32,34 @@ if ! has_everything && compgen -G ".whl/*.whl" >/dev/null; then
 fi
 
 status=0
-stage() {  # stage NAME COMMAND...: run, time, log to $RESULTS/NAME.log, remember a failure
-    local name="$1"; shift
+# A GPU lease is short; the CPU is slow: its default budget and stage limits are larger.
+if [ "$DEVICE" = cpu ]; then SCALE=4; else SCALE=1; fi
+BUDGET="${INFINI_QWEN3_BUDGET_S:-$((780 * SCALE))}"
+stage() {  # stage NAME MIN_S MAX_S COMMAND...: run within min(MAX_S, time left), log to $RESULTS/NAME.log
+    local name="$1" need="$2" most=$(($3 * SCALE)); shift 3
+    local left=$((BUDGET - SECONDS))
+    if [ "$left" -lt "$need" ]; then
+        echo "== $name: skipped: out of time ($left s left, needs $need s)" | tee -a "$RESULTS/stages.txt"
+        status=1
+        return 0
+    fi
+    local limit=$(( left < most ? left : most ))
     local start=$SECONDS
-    echo "== $name: $*"
-    "$@" 2>&1 | tee "$RESULTS/$name.log"
+    echo "== $name (at most $limit s): $*"
+    timeout --kill-after=10 "$limit" "$@" 2>&1 | tee "$RESULTS/$name.log"
     local rc=${PIPESTATUS[0]}
-    echo "== $name: exit $rc in $((SECONDS - start)) s" | tee -a "$RESULTS/stages.txt"
+    if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+        echo "== $name: stopped at its time limit ($limit s)" | tee -a "$RESULTS/stages.txt"
+    else
+        echo "== $name: exit $rc in $((SECONDS - start)) s" | tee -a "$RESULTS/stages.txt"
+    fi
     [ "$rc" -eq 0 ] || status=1
     return "$rc"
 }
 
 ARCH_ARGS=()
 [ "$DEVICE" = nvidia ] && ARCH_ARGS=(--cuda-arch "${INFINI_CUDA_ARCH:-sm_90}")
-stage build "$PY" -m infini_qwen3.build --device "$DEVICE" --jobs "$(nproc)" "${ARCH_ARGS[@]}" || exit 1
+stage build 60 400 "$PY" -m infini_qwen3.build --device "$DEVICE" --jobs "$(nproc)" "${ARCH_ARGS[@]}" || exit 1
 
 # Which C++ runtime symbols InfiniCore's libraries carry themselves (the NVIDIA build's did; see the README).
 for lib in build/infini-"$DEVICE"/lib/*.so build/native/libinfini_qwen3.so; do
@@ -47,26 +67,34 @@ for lib in build/infini-"$DEVICE"/lib/*.so build/native/libinfini_qwen3.so; do
 done | tee "$RESULTS/libs.txt"
 
 export INFINI_QWEN3_TEST_DEVICE="$DEVICE" HYPOTHESIS_PROFILE="${HYPOTHESIS_PROFILE:-platform}"
-stage smoke "$PY" -m harness.smoke --device "$DEVICE"
+stage smoke 20 60 "$PY" -m harness.smoke --device "$DEVICE"
 if [ "$?" -eq 139 ] && command -v cuda-gdb >/dev/null; then  # a crash: where in native code?
-    stage smoke-backtrace cuda-gdb -q -batch -ex run -ex bt --args "$PY" -m harness.smoke --device "$DEVICE"
+    stage smoke-backtrace 30 90 cuda-gdb -q -batch -ex run -ex bt --args "$PY" -m harness.smoke --device "$DEVICE"
 fi
-stage parity "$PY" -m pytest -q -p no:cacheprovider harness/parity/test_infiniop_ops.py harness/parity \
-    tests/test_engine.py \
-    --junitxml="$RESULTS/parity.xml" "$@"
 
-# shellcheck disable=SC2086  # the *_ARGS variables are word lists on purpose
-stage conformance "$PY" -m pytest -q -p no:cacheprovider conformance --junitxml="$RESULTS/conformance.xml" \
-    ${INFINI_QWEN3_CONFORMANCE_ARGS:-}
-
-# Full Qwen3-1.7B shapes on a GPU; small shapes on the CPU, whose InfiniCore GEMM is a naive loop.
+# Numbers first. Full Qwen3-1.7B shapes on a GPU; small shapes on the CPU.
 if [ "$DEVICE" = cpu ]; then
     DEFAULT_BENCH="--config small --prefill 1x256,4x128 --decode 1x32,8x32 --streams 1,8 --stream-tokens 32 --repeats 2"
 else
-    DEFAULT_BENCH="--config qwen3-1.7b --repeats 2"  # two repeats keep the whole run inside an 8-minute lease
+    DEFAULT_BENCH="--config qwen3-1.7b --repeats 2"
 fi
-stage bench "$PY" -m harness.bench throughput --device "$DEVICE" --dtype bf16 --out "$RESULTS/bench.json" \
+# shellcheck disable=SC2086  # the *_ARGS / *_TESTS variables are word lists on purpose
+stage bench 120 330 "$PY" -m harness.bench throughput --device "$DEVICE" --dtype bf16 --out "$RESULTS/bench.json" \
     ${INFINI_QWEN3_BENCH_ARGS:-$DEFAULT_BENCH}
+
+# Every operator and dtype, the model against transformers, batching, graphs, sampling: the parity subset that
+# covers them (the whole suite runs in CI on the CPU).
+PARITY_TESTS="${INFINI_QWEN3_PARITY_TESTS:-harness/parity/test_infiniop_ops.py harness/parity/test_operator_parity.py \
+harness/parity/test_batch_and_generation.py harness/parity/test_sampling.py tests/test_engine.py}"
+# shellcheck disable=SC2086
+stage parity 60 240 "$PY" -m pytest -q -p no:cacheprovider $PARITY_TESTS --junitxml="$RESULTS/parity.xml" "$@"
+
+# Every endpoint once: chat and completions (streamed and not), errors, lifecycle and metrics, the Qwen3 surface.
+CONFORMANCE_TESTS="${INFINI_QWEN3_CONFORMANCE_TESTS:-conformance/test_chat.py conformance/test_completions.py \
+conformance/test_errors.py conformance/test_lifecycle.py conformance/test_qwen3_api.py conformance/test_paged_kv.py}"
+# shellcheck disable=SC2086
+stage conformance 60 240 "$PY" -m pytest -q -p no:cacheprovider $CONFORMANCE_TESTS \
+    --junitxml="$RESULTS/conformance.xml" ${INFINI_QWEN3_CONFORMANCE_ARGS:-}
 
 "$PY" -m harness.report --results "$RESULTS" --summary
 echo "merge into the README with: python -m harness.report --results $RESULTS --write"

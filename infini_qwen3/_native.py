@@ -55,6 +55,7 @@ class Meta(ctypes.Structure):
         ("kv_block_size", ctypes.c_uint32),
         ("max_seq_tokens", ctypes.c_uint32),
         ("max_step_tokens", ctypes.c_uint32),
+        ("cuda_graphs", ctypes.c_int32),
     ]
 
 
@@ -87,6 +88,26 @@ def library_path() -> Path:
     return Path(os.environ.get("INFINI_QWEN3_LIB") or NATIVE_OUT / "libinfini_qwen3.so")
 
 
+ABI_VERSION = 2  # IQ3_ABI_VERSION of native/include/infini_qwen3.h that the structures above mirror
+
+
+class AbiMismatch(NativeLibraryMissing):
+    """The library was built from another version of infini_qwen3.h than this module mirrors."""
+
+
+def _check_abi(lib: ctypes.CDLL, path: Path) -> None:
+    """The structures here must be the library's, byte for byte: a stale build would read them wrongly."""
+    version = lib.iq3AbiVersion() if hasattr(lib, "iq3AbiVersion") else None
+    sizes = [ctypes.c_uint32() for _ in range(3)]
+    if version == ABI_VERSION:
+        lib.iq3StructSizes(*[ctypes.byref(size) for size in sizes])
+    found = [size.value for size in sizes]
+    expected = [ctypes.sizeof(Meta), ctypes.sizeof(Batch), ctypes.sizeof(Sampling)]
+    if version != ABI_VERSION or found != expected:
+        raise AbiMismatch(f"{path} has C API version {version} with struct sizes {found}; this package expects "
+                          f"version {ABI_VERSION} with {expected}: rebuild with `python -m infini_qwen3.build`")
+
+
 def _declare(lib: ctypes.CDLL) -> None:
     status = ctypes.c_int
     p = ctypes.c_void_p
@@ -94,6 +115,8 @@ def _declare(lib: ctypes.CDLL) -> None:
     signatures = {
         "iq3LastError": (ctypes.c_char_p, []),
         "iq3Version": (ctypes.c_char_p, []),
+        "iq3AbiVersion": (ctypes.c_uint32, []),
+        "iq3StructSizes": (None, [u32p, u32p, u32p]),
         "iq3ProbeDevice": (status, [ctypes.c_int32, ctypes.c_int32, ctypes.c_char_p, ctypes.c_size_t]),
         "iq3CreateModel": (status, [ctypes.POINTER(Meta), ctypes.c_int32, ctypes.c_uint32,
                                     ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(p)]),
@@ -131,6 +154,9 @@ def load() -> ctypes.CDLL:
                 raise NativeLibraryMissing(
                     f"cannot load {path} ({exc}); rebuild with `python -m infini_qwen3.build`"
                 ) from exc
+            if hasattr(lib, "iq3AbiVersion"):
+                lib.iq3AbiVersion.restype = ctypes.c_uint32
+            _check_abi(lib, path)
             _declare(lib)
             _lib = lib
         return _lib

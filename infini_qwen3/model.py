@@ -13,13 +13,13 @@ import numpy as np
 
 from . import _native
 from .config import Qwen3Config
+from .kv_memory import GPU_MEMORY_UTILIZATION, default_kv_cache_memory
 from .tokenizer import Tokenizer
 from .weights import checkpoint_bytes, iter_tensors
 
 DTYPES = {"f32": _native.DTYPE_F32, "f16": _native.DTYPE_F16, "bf16": _native.DTYPE_BF16}
 DTYPE_BYTES = {"f32": 4, "f16": 2, "bf16": 2}
 KV_BLOCK_SIZE = 16  # tokens per KV block, as vLLM
-DEFAULT_KV_CACHE_MEMORY = 1 << 30  # bytes of K/V when neither a token count nor a memory size is given
 ROPE_LAYOUTS = {"auto": _native.ROPE_AUTO, "gpt_j": _native.ROPE_GPT_J, "neox": _native.ROPE_GPT_NEOX}
 
 
@@ -70,10 +70,13 @@ class Qwen3Model:
     def __init__(self, model_dir: str | Path, *, device: str = "cpu", device_id: int = 0, ndev: int = 1,
                  dtype: str = "bf16", max_model_len: int | None = None, kv_cache_tokens: int | None = None,
                  kv_cache_memory: int | None = None, block_size: int = KV_BLOCK_SIZE, max_step_tokens: int = 2048,
-                 rope_layout: str = "auto", progress: bool = False):
-        """The KV pool holds kv_cache_tokens tokens, else as many blocks as fit kv_cache_memory bytes (default
-        DEFAULT_KV_CACHE_MEMORY). max_model_len (default: the checkpoint's, capped to what the pool holds) is
-        the context of one request; asking for more than the pool holds is an error."""
+                 rope_layout: str = "auto", cuda_graphs: bool = True,
+                 gpu_memory_utilization: float = GPU_MEMORY_UTILIZATION, progress: bool = False):
+        """The KV pool holds kv_cache_tokens tokens, else as many blocks as fit kv_cache_memory bytes (default:
+        kv_memory.default_kv_cache_memory: 1 GiB on the CPU, gpu_memory_utilization of a GPU). max_model_len
+        (default: the checkpoint's, capped to what the pool holds) is the context of one request; asking for more
+        than the pool holds is an error. cuda_graphs: decode steps are captured and replayed as graphs where the
+        device supports it (NVIDIA); the CPU runs them eagerly."""
         self.model_dir = Path(model_dir)
         self.config = Qwen3Config.from_file(self.model_dir)
         if dtype not in DTYPES:
@@ -84,9 +87,12 @@ class Qwen3Model:
         self.block_size = block_size
         c = self.config
         self.kv_block_bytes = 2 * c.num_layers * c.num_kv_heads * c.head_dim * DTYPE_BYTES[dtype] * block_size
+        if kv_cache_tokens is None and kv_cache_memory is None:
+            kv_cache_memory = default_kv_cache_memory(device, device_id, c, DTYPE_BYTES[dtype], gpu_memory_utilization)
         self.kv_blocks = self._pool_blocks(kv_cache_tokens, kv_cache_memory)
         self.max_model_len = self._context_length(max_model_len)
         self.max_step_tokens = max_step_tokens
+        self.cuda_graphs = cuda_graphs
         self.vocab_size = self.config.vocab_size
         self._lib = _native.load()
         self._handle = ctypes.c_void_p()
@@ -107,7 +113,7 @@ class Qwen3Model:
         if tokens is not None:
             blocks = -(-tokens // self.block_size)
         else:
-            blocks = (DEFAULT_KV_CACHE_MEMORY if memory is None else memory) // self.kv_block_bytes
+            blocks = memory // self.kv_block_bytes
         if blocks < 1:
             raise ValueError(f"the KV cache must hold at least one block of {self.block_size} tokens "
                              f"({self.kv_block_bytes} bytes for this model)")
@@ -135,6 +141,7 @@ class Qwen3Model:
             rope_theta=c.rope_theta, tie_word_embeddings=int(c.tie_word_embeddings), dtype=DTYPES[dtype],
             rope_layout=ROPE_LAYOUTS[rope_layout], kv_blocks=self.kv_blocks, kv_block_size=self.block_size,
             max_seq_tokens=self.max_model_len, max_step_tokens=self.max_step_tokens,
+            cuda_graphs=int(self.cuda_graphs),
         )
 
     def _load_weights(self, progress: bool) -> None:

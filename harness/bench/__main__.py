@@ -50,6 +50,8 @@ def parse_args(argv):
     p.add_argument("--quick", action="store_true", help="small shapes and one repeat (CI's sanity run)")
     p.add_argument("--skip-transformers", action="store_true")
     p.add_argument("--skip-server", action="store_true")
+    p.add_argument("--cuda-graphs", default="on", choices=["on", "off"],
+                   help="decode steps replayed as CUDA graphs (NVIDIA), or eager; also passed to the server")
     p.add_argument("--out", type=Path, help="JSON result (a .md table is written beside it)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -82,7 +84,8 @@ def run_ours(args, model_dir: Path, prefill, decode) -> tuple[dict, dict, dict, 
     context = -(-context // KV_BLOCK_SIZE) * KV_BLOCK_SIZE  # whole blocks: each sequence owns its own (slot_blocks)
     step_tokens = max(s.batch * s.tokens for s in prefill)
     with Qwen3Model(model_dir, device=args.device, dtype=args.dtype, max_model_len=context,
-                    kv_cache_tokens=slots * context, max_step_tokens=step_tokens) as model:
+                    kv_cache_tokens=slots * context, max_step_tokens=step_tokens,
+                    cuda_graphs=args.cuda_graphs == "on") as model:
         pre = {(s.batch, s.tokens): measure.ours_prefill(model, s, args.repeats) for s in prefill}
         dec = {(s.batch, s.tokens): measure.ours_decode(model, s, args.repeats) for s in decode}
         host = {(s.batch, s.tokens): measure.ours_decode(model, s, args.repeats, host_logits=True) for s in decode}
@@ -139,7 +142,8 @@ def throughput(args) -> dict:
         from .serving import serve_and_measure
 
         streams = [int(n) for n in args.streams.split(",")]
-        result["serving"] = serve_and_measure(model_dir, args.device, args.dtype, streams, args.stream_tokens, work)
+        result["serving"] = serve_and_measure(model_dir, args.device, args.dtype, streams, args.stream_tokens, work,
+                                               args.cuda_graphs)
     return result
 
 

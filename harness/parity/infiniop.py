@@ -143,3 +143,6 @@ class Infiniop:
                   (*[ctypes.c_void_p(p.data_ptr()) for p in on_device], ctypes.c_int(batch)),
                   destroy="RandomSample", workspace_of="RandomSample")
         return result.tolist()
+
+    def silu_and_mul(self, out, fused):  # patch 0013
+        self._run("SiluAndMul", [out, fused], (), ())

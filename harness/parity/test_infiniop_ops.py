@@ -309,3 +309,14 @@ def test_random_sample_batch_in_half_precision_keeps_the_f32_distribution(ops):
     for row in range(4):
         expected = reference_sample(logits[row], randoms[row], 1.0, 4096, 1.0)
         assert chosen[row] == expected or logits[row, chosen[row]] == logits[row, expected]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_silu_and_mul_of_a_fused_gate_up_row(ops, dtype):
+    """Patch 0013: silu(gate) * up from one [rows, 2d] input, as transformers' Qwen3MLP computes it."""
+    g = torch.Generator().manual_seed(16)
+    fused = torch.randn(6, 2 * 40, generator=g).to(dtype)
+    out = torch.full((6, 40), float("nan"), dtype=dtype)
+    ops.silu_and_mul(out, fused)
+    gate, up = fused.double()[:, :40], fused.double()[:, 40:]
+    assert rel_err(out, torch.nn.functional.silu(gate) * up) < TOL[dtype]

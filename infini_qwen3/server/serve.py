@@ -8,7 +8,8 @@ import os
 import re
 
 from ..engine import DEFAULT_MAX_BATCH
-from ..model import DEFAULT_KV_CACHE_MEMORY, DTYPES
+from ..kv_memory import GPU_MEMORY_UTILIZATION
+from ..model import DTYPES
 
 log = logging.getLogger("infini_qwen3.server")
 
@@ -28,9 +29,14 @@ def add_serve_parser(subparsers) -> None:
     p.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH, help="most requests running at once")
     p.add_argument("--max-model-len", type=int,
                    help="context window per request (default: the checkpoint's, capped to what the KV cache holds)")
-    p.add_argument("--kv-cache-memory", type=memory_size, default=DEFAULT_KV_CACHE_MEMORY,
-                   help="bytes for the shared paged KV cache, e.g. 4GiB or 512MiB (default: 1GiB)")
+    p.add_argument("--kv-cache-memory", type=memory_size,
+                   help="bytes for the shared paged KV cache, e.g. 4GiB or 512MiB (default: 1GiB on the CPU; on a GPU "
+                        "--gpu-memory-utilization of its memory less what is in use, the weights and a 2 GiB reserve)")
+    p.add_argument("--gpu-memory-utilization", type=float, default=GPU_MEMORY_UTILIZATION,
+                   help="fraction of GPU memory this server may use when --kv-cache-memory is not given")
     p.add_argument("--max-step-tokens", type=int, default=512, help="tokens per batched step (prefill chunking)")
+    p.add_argument("--cuda-graphs", default="on", choices=["on", "off"],
+                   help="capture decode steps as CUDA graphs and replay them (NVIDIA; the CPU always runs eagerly)")
     p.add_argument("--max-queue", type=int, default=256, help="waiting requests before new ones get 429")
     p.add_argument("--max-body-bytes", type=int, default=8 * 1024 * 1024)
     p.add_argument("--api-key", default=os.environ.get("INFINI_QWEN3_API_KEY"),
@@ -72,7 +78,8 @@ def make_loader(args):
             model_dir = args.model
         model = Qwen3Model(model_dir, device=args.device, device_id=args.device_id, ndev=args.ndev,
                            dtype=args.dtype, max_model_len=args.max_model_len, kv_cache_memory=args.kv_cache_memory,
-                           max_step_tokens=args.max_step_tokens)
+                           max_step_tokens=args.max_step_tokens, cuda_graphs=args.cuda_graphs == "on",
+                           gpu_memory_utilization=args.gpu_memory_utilization)
         if args.max_model_len is None and model.max_model_len < model.config.max_position_embeddings:
             log.warning("the context is capped to %d tokens (the checkpoint allows %d): that is what --kv-cache-memory "
                         "holds", model.max_model_len, model.config.max_position_embeddings)
@@ -96,6 +103,8 @@ def run_serve(args) -> int:
 
     if args.max_batch < 1 or args.max_step_tokens < 1 or (args.max_model_len is not None and args.max_model_len < 2):
         raise ValueError("--max-batch and --max-step-tokens must be at least 1, --max-model-len at least 2")
+    if not 0 < args.gpu_memory_utilization <= 1:
+        raise ValueError("--gpu-memory-utilization must be in (0, 1]")
     config = ServerConfig(api_key=args.api_key, max_body_bytes=args.max_body_bytes)
     state = ServerState(config, loader=make_loader(args))
     server = uvicorn.Server(uvicorn.Config(create_app(state), host=args.host, port=args.port, log_level="info",

@@ -61,6 +61,7 @@ typedef struct {
     uint32_t kv_block_size;   /* tokens per block */
     uint32_t max_seq_tokens;  /* most tokens (past + new) one request may hold: the context window */
     uint32_t max_step_tokens; /* most tokens one iq3Infer / iq3Forward call may carry */
+    int32_t cuda_graphs;      /* 1: capture decode steps as graphs where the backend can (NVIDIA), 0: eager */
 } iq3Meta;
 
 typedef struct iq3Model iq3Model;
@@ -91,6 +92,13 @@ typedef struct {
 
 IQ3_API const char *iq3LastError(void);
 IQ3_API const char *iq3Version(void);
+
+/* Bumped whenever a struct or a function of this header changes; callers compare it, and the struct sizes, with
+ * what they were written against before they call anything else. */
+#define IQ3_ABI_VERSION 2
+IQ3_API uint32_t iq3AbiVersion(void);
+/* sizeof(iq3Meta), sizeof(iq3Batch), sizeof(iq3Sampling) as compiled into the library. */
+IQ3_API void iq3StructSizes(uint32_t *meta, uint32_t *batch, uint32_t *sampling);
 
 /* Creates an InfiniCore handle on the device and reports what it found, e.g. "cpu:0 handle ok". */
 IQ3_API iq3Status_t iq3ProbeDevice(int32_t device, int32_t device_id, char *info, size_t info_len);

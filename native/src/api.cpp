@@ -15,6 +15,30 @@ struct iq3Model {
     std::unique_ptr<iq3::Model> model;
 };
 
+// The C API's enum values are InfiniCore's: they are passed through unchanged.
+static_assert(int(IQ3_DTYPE_F16) == int(INFINI_DTYPE_F16) && int(IQ3_DTYPE_F32) == int(INFINI_DTYPE_F32) &&
+                  int(IQ3_DTYPE_BF16) == int(INFINI_DTYPE_BF16),
+              "IQ3_DTYPE_* must equal infiniDtype_t");
+static_assert(int(IQ3_DEVICE_CPU) == int(INFINI_DEVICE_CPU) && int(IQ3_DEVICE_NVIDIA) == int(INFINI_DEVICE_NVIDIA),
+              "IQ3_DEVICE_* must equal infiniDevice_t");
+static_assert(int(IQ3_ROPE_GPT_J) == int(INFINIOP_ROPE_ALGO_GPT_J) &&
+                  int(IQ3_ROPE_GPT_NEOX) == int(INFINIOP_ROPE_ALGO_GPT_NEOX),
+              "IQ3_ROPE_* must equal infiniopRoPEAlgo_t");
+
+uint32_t iq3AbiVersion(void) { return IQ3_ABI_VERSION; }
+
+void iq3StructSizes(uint32_t *meta, uint32_t *batch, uint32_t *sampling) {
+    if (meta != nullptr) {
+        *meta = uint32_t(sizeof(iq3Meta));
+    }
+    if (batch != nullptr) {
+        *batch = uint32_t(sizeof(iq3Batch));
+    }
+    if (sampling != nullptr) {
+        *sampling = uint32_t(sizeof(iq3Sampling));
+    }
+}
+
 namespace {
 
 thread_local std::string last_error;

@@ -63,7 +63,8 @@ Model::Model(const iq3Meta &meta, infiniDevice_t device, int device_id)
       rope_algo_(ropeAlgo(meta.rope_layout, device)),
       ops_(device, device_id),
       weights_(meta_, dt_, rope_algo_, ops_),
-      kv_(meta.num_layers, meta.kv_blocks, meta.kv_block_size, meta.num_kv_heads, meta.head_dim, dt_) {
+      kv_(meta.num_layers, meta.kv_blocks, meta.kv_block_size, meta.num_kv_heads, meta.head_dim, dt_),
+      graphs_enabled_(meta.cuda_graphs != 0 && device != INFINI_DEVICE_CPU) {
     buildRopeTables();
 }
 
@@ -239,7 +240,6 @@ void Model::runLayers(const StepBatch &batch) {
     const size_t nh = meta_.num_heads, nkvh = meta_.num_kv_heads, es = dtypeSize(dt_);
     const float eps = meta_.rms_norm_eps;
 
-    uploadStepInputs(batch);
     hidden_.grow(ntok * d * es);
     normed_.grow(ntok * d * es);
     qkv_.grow(ntok * (nh + 2 * nkvh) * dh * es);
@@ -293,7 +293,7 @@ void Model::runLayers(const StepBatch &batch) {
         ops_.gemm(gate_up, xn, weights_.gateUp(l).permute({1, 0}));
         trace_.record(ops_, p + "gate", gate);
         trace_.record(ops_, p + "up", up);
-        ops_.swiglu(act, up, gate); // up * silu(gate)
+        ops_.siluAndMul(act, gate_up); // silu(gate) * up
         trace_.record(ops_, p + "act", act);
         residual_linear(p + "mlp_residual", act, weights_.down(l));
     }
@@ -352,11 +352,20 @@ void Model::contiguousAttention(const StepBatch &batch, uint32_t r, const Tensor
                    head_out.view({nkvh, ngroup, seq, dh}).permute({2, 0, 1, 3}));
 }
 
+// Every row when all positions are asked for or every request has one row (decode, padding included); else the
+// last row of each request.
+size_t Model::logitRows(const StepBatch &batch, bool all_positions) const {
+    return all_positions || batch.decodeOnly() ? batch.rows : batch.nreq();
+}
+
+Tensor Model::logitsView(const StepBatch &batch) const {
+    return Tensor::contiguous(logits_.data(), dt_, {logitRows(batch, false), meta_.vocab_size});
+}
+
 Tensor Model::logitsFor(const StepBatch &batch, bool all_positions) {
     const size_t d = meta_.hidden_size, es = dtypeSize(dt_), vocab = meta_.vocab_size;
-    // Every row when all positions are asked for or every request has one row (decode, padding included).
+    const size_t rows = logitRows(batch, all_positions);
     const bool every_row = all_positions || batch.decodeOnly();
-    const size_t rows = every_row ? batch.rows : batch.nreq();
     const auto x = Tensor::contiguous(hidden_.data(), dt_, {batch.rows, d});
     last_hidden_.grow(rows * d * es);
     const auto h = Tensor::contiguous(last_hidden_.data(), dt_, {rows, d});
@@ -386,18 +395,59 @@ void Model::infer(const StepBatch &batch, const std::vector<SamplingParams> &sam
     }
     ops_.activate();
     trace_.clear();
-    runLayers(batch);
-    const auto logits = logitsFor(batch, false);
+    uploadStepInputs(batch);
+    const size_t rows = logitRows(batch, false);
+    uploadSampling(sampling, rows);
+    const auto logits = runStep(batch);
     if (logits_out != nullptr) {
         copyLogits(logits.slice(0, 0, batch.nreq()), logits_out);
     }
-    const auto tokens = sample(logits, sampling);
-    std::copy(tokens.begin(), tokens.begin() + batch.nreq(), out_tokens);
+    std::vector<int64_t> ids(rows);
+    ops_.copyToHost(ids.data(), sampled_.data(), rows * sizeof(int64_t));
+    std::copy(ids.begin(), ids.begin() + batch.nreq(), out_tokens);
 }
 
-std::vector<uint32_t> Model::sample(const Tensor &logits, const std::vector<SamplingParams> &sampling) {
-    const size_t rows = logits.shape.at(0); // padding rows (beyond sampling.size()) draw greedily
-    // [random rows][top_p rows][temperature rows][top_k rows]: 4-byte words, one upload
+// Eager, or on a backend that captures graphs, a decode step replayed from the graph of its batch bucket. A
+// bucket's first step runs eagerly (descriptors, workspaces and library state come into being outside a
+// capture); its second is captured; later ones replay while the recorded buffers keep their addresses.
+Tensor Model::runStep(const StepBatch &batch) {
+    if (!graphs_enabled_ || !batch.decodeOnly() || trace_.enabled) {
+        return computeStep(batch);
+    }
+    auto &entry = graphs_[{batch.rows, block_tables_.shape.at(1)}];
+    if (entry.graph.valid() && entry.buffers == stepBuffers()) {
+        entry.graph.launch(ops_.stream());
+        return logitsView(batch);
+    }
+    if (entry.unsupported || entry.eager_runs++ == 0) {
+        return computeStep(batch);
+    }
+    Tensor logits;
+    std::string why;
+    if (!entry.graph.capture(ops_.stream(), [&] { logits = computeStep(batch); }, &why)) {
+        entry.unsupported = true; // this bucket stays eager; the step itself still runs
+        return computeStep(batch);
+    }
+    entry.buffers = stepBuffers();
+    entry.graph.launch(ops_.stream());
+    return logits;
+}
+
+// Everything a step launches after its inputs are on the device: layers, logits, one batched draw.
+Tensor Model::computeStep(const StepBatch &batch) {
+    runLayers(batch);
+    const auto logits = logitsFor(batch, false);
+    const auto *params = static_cast<const float *>(sampling_inputs_.data());
+    const size_t rows = logits.shape.at(0);
+    const Tensor result = Tensor::contiguous(sampled_.data(), INFINI_DTYPE_I64, {rows});
+    ops_.randomSampleBatch(result, logits, params, params + rows, reinterpret_cast<const int *>(params + 3 * rows),
+                           params + 2 * rows);
+    return logits;
+}
+
+// [random rows][top_p rows][temperature rows][top_k rows] as 4-byte words in one upload; rows beyond the requests
+// (padding) draw greedily.
+void Model::uploadSampling(const std::vector<SamplingParams> &sampling, size_t rows) {
     std::vector<float> params(4 * rows, 0.0f);
     auto *topk = reinterpret_cast<int *>(params.data() + 3 * rows);
     std::fill(topk, topk + rows, 1);
@@ -410,20 +460,20 @@ std::vector<uint32_t> Model::sample(const Tensor &logits, const std::vector<Samp
     static_assert(sizeof(int) == sizeof(float), "sampling parameters are packed as 4-byte words");
     sampling_inputs_.grow(params.size() * sizeof(float));
     ops_.copyToDevice(sampling_inputs_.data(), params.data(), params.size() * sizeof(float));
-    const auto *device = static_cast<const float *>(sampling_inputs_.data());
     sampled_.grow(rows * sizeof(int64_t));
-    const Tensor result = Tensor::contiguous(sampled_.data(), INFINI_DTYPE_I64, {rows});
-    ops_.randomSampleBatch(result, logits, device, device + rows, reinterpret_cast<const int *>(device + 3 * rows),
-                           device + 2 * rows);
-    std::vector<int64_t> ids(rows);
-    ops_.copyToHost(ids.data(), sampled_.data(), rows * sizeof(int64_t));
-    return std::vector<uint32_t>(ids.begin(), ids.end());
+}
+
+std::vector<const void *> Model::stepBuffers() const {
+    return {hidden_.data(), normed_.data(), qkv_.data(),         attn_out_.data(),        gate_up_.data(),
+            act_.data(),    last_hidden_.data(), logits_.data(), sampled_.data(),         step_inputs_.data(),
+            sampling_inputs_.data(), ops_.workspaceData()};
 }
 
 void Model::forward(const StepBatch &batch, bool all_positions, float *out) {
     ensureLoaded();
     ops_.activate();
     trace_.clear();
+    uploadStepInputs(batch);
     runLayers(batch);
     const auto logits = logitsFor(batch, all_positions);
     copyLogits(logits.slice(0, 0, all_positions ? batch.ntok : batch.nreq()), out);

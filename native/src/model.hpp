@@ -3,11 +3,14 @@
 
 #include "kv_cache.hpp"
 #include "ops.hpp"
+#include "step_graph.hpp"
 #include "trace.hpp"
 #include "weights.hpp"
 
 #include <cstdint>
+#include <map>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 namespace iq3 {
@@ -63,8 +66,14 @@ private:
     void contiguousAttention(const StepBatch &batch, uint32_t r, const Tensor &q, const Tensor &k, const Tensor &v,
                              const Tensor &out);
     void uploadStepInputs(const StepBatch &batch);
-    // One batched draw for all requests; returns the sampled ids.
-    std::vector<uint32_t> sample(const Tensor &logits, const std::vector<SamplingParams> &sampling);
+    void uploadSampling(const std::vector<SamplingParams> &sampling, size_t rows);
+    // The step after its inputs are uploaded: eagerly, or replayed from a captured graph. Returns the logits; the
+    // drawn ids are in sampled_.
+    Tensor runStep(const StepBatch &batch);
+    Tensor computeStep(const StepBatch &batch);
+    size_t logitRows(const StepBatch &batch, bool all_positions) const;
+    Tensor logitsView(const StepBatch &batch) const;
+    std::vector<const void *> stepBuffers() const; // the addresses a captured step records
     void buildRopeTables();
     void ensureLoaded() const;
 
@@ -86,6 +95,16 @@ private:
     // block tables, past + new and new lengths; and the sampling parameters (4-byte words).
     DeviceBuffer step_inputs_, sampling_inputs_;
     Tensor token_ids_, positions_, slot_mapping_, block_tables_, seq_lens_, new_lens_;
+
+    // Captured decode steps by (batch bucket, block-table width).
+    struct CapturedStep {
+        StepGraph graph;
+        std::vector<const void *> buffers; // stepBuffers() at capture
+        int eager_runs = 0;
+        bool unsupported = false;
+    };
+    bool graphs_enabled_;
+    std::map<std::pair<uint32_t, size_t>, CapturedStep> graphs_;
 };
 
 } // namespace iq3

@@ -128,17 +128,17 @@ void Ops::causalSoftmax(const Tensor &y, const Tensor &x) {
                                      workspace(entry.workspace), entry.workspace, y.data, x.data, stream_));
 }
 
-void Ops::swiglu(const Tensor &c, const Tensor &a, const Tensor &b) {
-    auto key = "swiglu|" + c.signature() + a.signature() + b.signature();
+void Ops::siluAndMul(const Tensor &out, const Tensor &in) {
+    auto key = "silu_and_mul|" + out.signature() + in.signature();
     const auto &entry = cached(key, [&](size_t *ws) {
-        TensorDesc dc(c), da(a), db(b);
-        infiniopSwiGLUDescriptor_t desc;
-        IQ3_INFINI(infiniopCreateSwiGLUDescriptor(handle_, &desc, dc, da, db));
-        IQ3_INFINI(infiniopGetSwiGLUWorkspaceSize(desc, ws));
+        TensorDesc dout(out), din(in);
+        infiniopSiluAndMulDescriptor_t desc;
+        IQ3_INFINI(infiniopCreateSiluAndMulDescriptor(handle_, &desc, dout, din));
+        IQ3_INFINI(infiniopGetSiluAndMulWorkspaceSize(desc, ws));
         return static_cast<void *>(desc);
-    }, &destroyAs<infiniopSwiGLUDescriptor_t, infiniopDestroySwiGLUDescriptor>);
-    IQ3_INFINI(infiniopSwiGLU(static_cast<infiniopSwiGLUDescriptor_t>(entry.desc), workspace(entry.workspace),
-                              entry.workspace, c.data, a.data, b.data, stream_));
+    }, &destroyAs<infiniopSiluAndMulDescriptor_t, infiniopDestroySiluAndMulDescriptor>);
+    IQ3_INFINI(infiniopSiluAndMul(static_cast<infiniopSiluAndMulDescriptor_t>(entry.desc), workspace(entry.workspace),
+                                  entry.workspace, out.data, in.data, stream_));
 }
 
 void Ops::rearrange(const Tensor &dst, const Tensor &src) {

@@ -27,8 +27,8 @@ public:
               const Tensor &cos_table, infiniopRoPEAlgo_t algo);
     // softmax over the last dim with the causal mask of a [.., seq, total] score tensor (total >= seq)
     void causalSoftmax(const Tensor &y, const Tensor &x);
-    // c = a * silu(b)
-    void swiglu(const Tensor &c, const Tensor &a, const Tensor &b);
+    // out = silu(in[:, :d]) * in[:, d:] for a fused [gate; up] input [rows, 2d] (patch 0013; capturable)
+    void siluAndMul(const Tensor &out, const Tensor &in);
     // strided copy dst <- src
     void rearrange(const Tensor &dst, const Tensor &src);
     // out[t] = table[ids[t]] with the ids in device memory (patch 0010)
@@ -55,6 +55,8 @@ public:
 
     infiniDevice_t device() const { return device_; }
     int deviceId() const { return device_id_; }
+    infinirtStream_t stream() const { return stream_; }
+    const void *workspaceData() const { return workspace_.data(); } // a captured step records this address
     void activate() const; // make this device current for the calling thread
 
 private:
