@@ -83,6 +83,13 @@ BAD_CHAT = [
           tool_choice={"type": "function", "function": {"name": "g"}}), "tool_choice"),
     (chat(messages=[{"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": 3}}]}]),
      "messages"),
+    (chat(logit_bias={"\u0663": 1}), "logit_bias"),  # an Arabic-Indic digit: int() takes it, a token id is ASCII
+    (chat(logit_bias={" 5": 1}), "logit_bias"),
+    (chat(logit_bias={"1_0": 1}), "logit_bias"),
+    (chat(top_k=2**32 + 1), "top_k"),  # wrapped to 1 (greedy) once
+    (chat(top_k=10**6), "top_k"),  # beyond the vocabulary
+    (chat(tools=[{"type": "function", "function": {"name": "f"}}],
+          tool_choice={"type": "function", "function": "f"}), "tool_choice"),
 ]
 
 
@@ -145,3 +152,40 @@ def test_sdk_raises_bad_request_error(client):
     assert info.value.status_code == 400 and "temperature" in str(info.value)
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="nope", messages=OK_MESSAGES)
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"messages": [{"role": "user", "content": "hi \\ud800"}], "max_tokens": 2}',
+    b'{"messages": [{"role": "user", "content": "hi"}], "model": "\\udfff", "max_tokens": 2}',
+    b'{"messages": [{"role": "user", "content": "hi"}], "stop": ["\\ud83d"], "max_tokens": 2}',
+    b'{"messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function", "function": '
+    b'{"name": "\\ud800"}}], "max_tokens": 2}',
+])
+def test_lone_surrogates_anywhere_are_400(http, raw):
+    assert_openai_error(http.post(CHAT, content=raw, headers={"content-type": "application/json"}), 400)
+    assert http.post(CHAT, json=chat()).status_code == 200  # and the server keeps serving
+
+
+def test_a_completion_prompt_with_a_lone_surrogate_is_400(http):
+    raw = b'{"prompt": "abc \\udc00 def", "max_tokens": 2}'
+    assert_openai_error(http.post(COMPLETIONS, content=raw, headers={"content-type": "application/json"}), 400)
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_only_json_bodies_are_accepted(http, content_type):
+    """A web page's "simple" cross-origin POST (no preflight) cannot start a generation."""
+    headers = {"content-type": content_type} if content_type else {}
+    raw = b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}'
+    response = http.post(CHAT, content=raw, headers=headers)
+    assert response.status_code == 415 and response.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_a_trailing_slash_is_404_not_a_redirect_to_the_host_header(http):
+    response = http.post(CHAT + "/", json=chat(), headers={"host": "evil.example"}, follow_redirects=False)
+    assert response.status_code == 404 and "location" not in response.headers
+
+
+def test_models_show_no_filesystem_path(http):
+    entry = http.get("/v1/models").json()["data"][0]
+    assert entry["root"] == entry["id"] == MODEL
+    assert "/" not in http.get("/v1/models").text.replace("\\/", "")

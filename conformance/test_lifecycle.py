@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
 
 import httpx
@@ -112,3 +115,18 @@ def test_full_queue_is_429_server_busy(guarded_server):
                 assert metric(guarded_server.base_url, "requests_running") == 1
                 assert metric(guarded_server.base_url, "requests_waiting") == 1
     wait_until_idle(guarded_server.base_url)
+
+
+def test_a_request_that_can_never_fit_the_queue_is_400_not_429(guarded_server):
+    """429 means "busy now, retry"; more choices than the server ever queues would be retried forever."""
+    with guarded_http(guarded_server) as http:
+        body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, "n": 2}
+        error = assert_openai_error(http.post("/v1/chat/completions", json=body), 400, param="n")
+        assert "queues at most 1" in error["message"]
+
+
+def test_an_empty_api_key_refuses_to_start():
+    for args, env in ((["--api-key", ""], {}), ([], {"INFINI_QWEN3_API_KEY": " "})):
+        run = subprocess.run([sys.executable, "-m", "infini_qwen3", "serve", "--port", "0", *args],
+                             env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
+        assert run.returncode != 0 and "API_KEY" in run.stdout + run.stderr, run.stdout + run.stderr

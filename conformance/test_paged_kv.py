@@ -49,3 +49,51 @@ def test_a_prompt_beyond_the_context_is_rejected(paged_server):
     body = {"model": MODEL, "prompt": [5] * 40960, "max_tokens": 1}
     response = httpx.post(f"{paged_server.base_url}/v1/completions", json=body, timeout=60)
     assert response.status_code == 400
+
+
+def test_a_7_mb_body_delays_no_other_client(paged_server):
+    """Parsing and tokenizing a huge body happen off the event loop (and a prompt too long to fit whatever its
+    tokens is refused before tokenizing): /health and a running stream keep their pace meanwhile."""
+    import threading
+    import time
+
+    base = paged_server.base_url
+    huge = {"model": MODEL, "messages": [{"role": "user", "content": "lorem ipsum dolor sit amet " * 260000}],
+            "max_tokens": 4}
+    raw = httpx.Request("POST", "/", json=huge).content
+    assert 6_500_000 < len(raw) < 8 * 2**20
+    health, gaps, stop = [], [], threading.Event()
+
+    def poll_health():
+        with httpx.Client(base_url=base, timeout=10) as http:
+            while not stop.is_set():
+                start = time.perf_counter()
+                assert http.get("/health").status_code == 200
+                health.append(time.perf_counter() - start)
+                time.sleep(0.01)
+
+    def stream():
+        body = {"model": MODEL, "prompt": "once upon a time", "max_tokens": 400, "stream": True, "temperature": 0}
+        with httpx.Client(base_url=base, timeout=60) as http:
+            with http.stream("POST", "/v1/completions", json=body) as response:
+                last = time.perf_counter()
+                for line in response.iter_lines():
+                    now = time.perf_counter()
+                    if line.startswith("data: ") and not stop.is_set():
+                        gaps.append(now - last)
+                    last = now
+
+    threads = [threading.Thread(target=poll_health), threading.Thread(target=stream)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)  # both under way
+    with httpx.Client(base_url=base, timeout=120) as http:
+        response = http.post("/v1/chat/completions", content=raw, headers={"content-type": "application/json"})
+    time.sleep(0.3)
+    stop.set()
+    for t in threads:
+        t.join(timeout=120)
+    assert response.status_code == 400 and response.json()["error"]["code"] == "context_length_exceeded"
+    health.sort()
+    assert health[int(0.99 * (len(health) - 1))] < 0.1, health[-5:]
+    assert gaps and max(gaps) < 0.2, sorted(gaps)[-5:]

@@ -93,6 +93,11 @@ class Tokenizer:
         """Plain text to ids; special-token text in it becomes the special token, no BOS is added (Qwen)."""
         return self.fast.encode(text, add_special_tokens=False).ids
 
+    @cached_property
+    def max_token_bytes(self) -> int:
+        """Bytes of the longest token: a text of B bytes has at least B / max_token_bytes tokens."""
+        return max(1, max(len(self.token_bytes(i)) for i in range(self.fast.get_vocab_size())))
+
     def token_bytes(self, token_id: int) -> bytes:
         """The exact bytes of one token (a byte-level BPE piece may hold part of a UTF-8 character)."""
         piece = self.fast.id_to_token(token_id)

@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
@@ -30,6 +31,7 @@ from .service import Service
 log = logging.getLogger("infini_qwen3.server")
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+PROMPT_WORKERS = 2
 
 
 @dataclass
@@ -46,6 +48,9 @@ class ServerState:
     service: Service | None = None
     load_error: str | None = None
     metrics: Metrics = field(default_factory=Metrics)
+    # Parsing, templating and tokenizing requests, off the event loop (a few at a time: they compete for the CPU).
+    prompt_workers: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(PROMPT_WORKERS, thread_name_prefix="infini-qwen3-prompt"))
 
     def ready(self) -> Service:
         if self.service is None:
@@ -117,7 +122,10 @@ class Job:
         return reason
 
 
-def start_job(service: Service, body: dict, chat: bool) -> Job:
+def prepare_job(service: Service, raw: bytes, chat: bool) -> Job:
+    """Everything a request needs before its generation starts: parsing, templating, tokenizing, checks. Long
+    for a large body, so it runs in a worker thread, off the event loop that streams everyone's tokens."""
+    body = parse_json(raw)
     outputs = None
     if chat:
         request = parse_chat(body)
@@ -133,7 +141,7 @@ def start_job(service: Service, body: dict, chat: bool) -> Job:
         echo = ([service.tokenizer.decode(p) for p in prompts for _ in range(request.params.n)]
                 if request.echo else None)
     params = request.params
-    generation = service.start("chatcmpl" if chat else "cmpl", prompts, params, param)
+    generation = service.generation("chatcmpl" if chat else "cmpl", prompts, params, param)
     return Job(generation, chat, service.info.served_name, params.stream, params.include_usage, echo, outputs,
                reasoning=chat and service.info.reasoning_parser is not None,
                logprobs=LogprobFormat(service.tokenizer) if params.logits.logprobs is not None else None)
@@ -260,13 +268,24 @@ async def collect_job(state: ServerState, job: Job, request: Request) -> Respons
     return JSONResponse(body)
 
 
+def check_json_content_type(request: Request) -> None:
+    """Only JSON bodies: a browser page can send a "simple" text/plain or form POST to a server on localhost
+    without a CORS preflight, and must not be able to start generations that way."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise errors.unsupported_media_type(media_type)
+
+
 def completion_route(state: ServerState, chat: bool, endpoint: str):
     async def handler(request: Request) -> Response:
         try:
             check_auth(request, state.config)
+            check_json_content_type(request)
             service = state.ready()  # before the body is read: a loading server answers 503 at once
-            body = parse_json(await read_body(request, state.config.max_body_bytes))
-            job = start_job(service, body, chat)
+            raw = await read_body(request, state.config.max_body_bytes)
+            job = await asyncio.get_running_loop().run_in_executor(state.prompt_workers, prepare_job, service, raw,
+                                                                   chat)
+            job.generation.start()
         except APIError as exc:
             state.metrics.count_request(endpoint, exc.status)
             if exc.status >= 500:
@@ -290,7 +309,7 @@ def models_route(state: ServerState):
             return exc.response()
         info = service.info
         entry = {"id": info.served_name, "object": "model", "created": 0, "owned_by": "infini-qwen3",
-                 "root": info.model_dir, "max_model_len": service.context_length}
+                 "root": info.served_name, "max_model_len": service.context_length}  # no filesystem paths
         if info.demo:
             entry["description"] = ("embedded demo checkpoint: a tiny Qwen3 with random weights and the real "
                                     "Qwen3 tokenizer; its output is meaningless text")
@@ -323,9 +342,13 @@ async def http_error(request: Request, exc: HTTPException) -> Response:
                     code="not_found" if exc.status_code == 404 else None).response()
 
 
-async def unexpected_error(request: Request, exc: Exception) -> Response:
-    log.exception("unexpected error on %s", request.url.path)
-    return errors.internal(f"internal error: {type(exc).__name__}").response()
+def unexpected_error(state: ServerState):
+    async def handler(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s", request.url.path)
+        state.metrics.count_request(request.url.path, 500)  # every response is counted, 500s too
+        return errors.internal(f"internal error: {type(exc).__name__}").response()
+
+    return handler
 
 
 # -- the application -------------------------------------------------------------------------------------------
@@ -355,6 +378,7 @@ def create_app(state: ServerState) -> Starlette:
         yield
         if loader is not None:
             loader.join(timeout=0)
+        state.prompt_workers.shutdown(wait=False, cancel_futures=True)
         if state.service is not None:
             state.service.engine.shutdown()
             state.service.model.close()
@@ -369,5 +393,7 @@ def create_app(state: ServerState) -> Starlette:
         ]
     routes += [Route("/health", health_route(state), methods=["GET"]),
                Route("/metrics", metrics_route(state), methods=["GET"])]
-    return Starlette(routes=routes, lifespan=lifespan,
-                     exception_handlers={HTTPException: http_error, Exception: unexpected_error})
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={HTTPException: http_error, Exception: unexpected_error(state)})
+    app.router.redirect_slashes = False  # a redirect would be built from the client's Host header
+    return app

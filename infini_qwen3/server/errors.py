@@ -43,6 +43,10 @@ def unauthorized() -> APIError:
                     code="invalid_api_key")
 
 
+def unsupported_media_type(media_type: str) -> APIError:
+    return APIError(415, f"The body must be JSON (Content-Type: application/json), not {media_type or 'untyped'}.")
+
+
 def body_too_large(limit: int) -> APIError:
     return APIError(413, f"The request body is larger than {limit} bytes.", code="request_too_large")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 
 from ..logits import LogitsOptions
@@ -62,6 +63,10 @@ class CompletionRequest:
     params: GenerationParams
 
 
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+ASCII_INTEGER = re.compile(r"[0-9]+")
+
+
 def parse_json(raw: bytes) -> dict:
     try:
         body = json.loads(raw)
@@ -69,7 +74,22 @@ def parse_json(raw: bytes) -> dict:
         raise bad_request(f"The body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise bad_request("The body must be a JSON object.")
+    _refuse_lone_surrogates(body)
     return body
+
+
+def _refuse_lone_surrogates(body: dict) -> None:
+    """JSON's \\uD800-\\uDFFF escapes decode to lone surrogates, which no UTF-8 text (and no tokenizer) accepts."""
+    pending = [body]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending += value.keys()
+            pending += value.values()
+        elif isinstance(value, list):
+            pending += value
+        elif isinstance(value, str) and LONE_SURROGATE.search(value):
+            raise bad_request("The body contains a lone UTF-16 surrogate (\\ud800-\\udfff): not valid Unicode.")
 
 
 # -- typed field readers ----------------------------------------------------------------------------------------
@@ -157,8 +177,9 @@ def _logit_bias(body: dict) -> tuple[tuple[int, float], ...]:
         raise bad_request(f"`logit_bias` must map at most {MAX_LOGIT_BIAS} token ids to biases.", "logit_bias")
     out = []
     for key, value in bias.items():
-        if not (isinstance(key, str) and key.isdigit()) or not (_is_int(value) or isinstance(value, float)) \
-                or not math.isfinite(value) or not -100 <= value <= 100:
+        key_ok = isinstance(key, str) and ASCII_INTEGER.fullmatch(key)
+        if not key_ok or not (_is_int(value) or isinstance(value, float)) or not math.isfinite(value) \
+                or not -100 <= value <= 100:
             raise bad_request("`logit_bias` keys must be token ids and values numbers in [-100, 100].", "logit_bias")
         out.append((int(key), float(value)))
     return tuple(sorted(out))
@@ -315,7 +336,8 @@ def _tool_choice(body: dict, tools: list[dict] | None) -> str | dict:
         if choice == "required" and not tools:
             raise bad_request("`tool_choice` \"required\" needs `tools`.", "tool_choice")
         return choice if tools else "none"
-    name = choice.get("function", {}).get("name") if isinstance(choice, dict) else None
+    function = choice.get("function") if isinstance(choice, dict) else None
+    name = function.get("name") if isinstance(function, dict) else None
     if not isinstance(choice, dict) or choice.get("type") != "function" or not isinstance(name, str):
         raise bad_request("`tool_choice` must be \"none\", \"auto\", \"required\" or "
                           "{\"type\": \"function\", \"function\": {\"name\": ...}}.", "tool_choice")
@@ -324,6 +346,23 @@ def _tool_choice(body: dict, tools: list[dict] | None) -> str | dict:
     return {"type": "function", "function": {"name": name}}
 
 
+def _shape_errors_are_bad_requests(parse):
+    """A parser reads only the body: whatever it trips over (a nested value of an unexpected type that a reader
+    does not check) is the request's fault, answered 400, never 500."""
+
+    def parse_body(body: dict):
+        try:
+            return parse(body)
+        except APIError:
+            raise
+        except (TypeError, AttributeError, KeyError, IndexError, ValueError, OverflowError) as exc:
+            raise bad_request(f"The request body has a value of the wrong shape: {type(exc).__name__}: {exc}") \
+                from exc
+
+    return parse_body
+
+
+@_shape_errors_are_bad_requests
 def parse_chat(body: dict) -> ChatRequest:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
@@ -354,6 +393,7 @@ def _prompts(value) -> list[str | list[int]]:
                       "lists, and not empty.", "prompt")
 
 
+@_shape_errors_are_bad_requests
 def parse_completion(body: dict) -> CompletionRequest:
     if "prompt" not in body:
         raise bad_request("`prompt` is required.", "prompt")

@@ -105,6 +105,8 @@ def run_serve(args) -> int:
         raise ValueError("--max-batch and --max-step-tokens must be at least 1, --max-model-len at least 2")
     if not 0 < args.gpu_memory_utilization <= 1:
         raise ValueError("--gpu-memory-utilization must be in (0, 1]")
+    if args.api_key is not None and not args.api_key.strip():
+        raise ValueError("--api-key (or INFINI_QWEN3_API_KEY) is empty: give a key, or unset it to serve without one")
     config = ServerConfig(api_key=args.api_key, max_body_bytes=args.max_body_bytes)
     state = ServerState(config, loader=make_loader(args))
     server = uvicorn.Server(uvicorn.Config(create_app(state), host=args.host, port=args.port, log_level="info",

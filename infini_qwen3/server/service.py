@@ -40,6 +40,7 @@ class Service:
     def __init__(self, model: Qwen3Model, engine: Engine, info: ServiceInfo):
         self.model, self.engine, self.info = model, engine, info
         self.tokenizer = model.tokenizer
+        _ = self.tokenizer.max_token_bytes  # computed once here (at load), not in the first request
         self.context_length = model.max_model_len
         self.eos_token_ids = frozenset(model.defaults.eos_token_ids)
 
@@ -64,17 +65,28 @@ class Service:
         except TemplateError as exc:
             raise bad_request(str(exc), "messages") from None
         state = reasoning_state_after(text) if self.info.reasoning_parser else None
-        return ChatPrompt(self._nonempty(self.tokenizer.encode(text), "messages"), state, prefix)
+        return ChatPrompt(self._nonempty(self._encode(text, "messages"), "messages"), state, prefix)
 
     def completion_prompts(self, request: CompletionRequest) -> list[list[int]]:
         prompts = []
         for prompt in request.prompts:
             if isinstance(prompt, str):
-                prompts.append(self._nonempty(self.tokenizer.encode(prompt), "prompt"))
+                prompts.append(self._nonempty(self._encode(prompt, "prompt"), "prompt"))
                 continue
             self._check_vocabulary(prompt, "prompt")
             prompts.append(self._nonempty(list(prompt), "prompt"))
         return prompts
+
+    def _encode(self, text: str, param: str) -> list[int]:
+        """Tokenizes, unless the text is so long that it cannot fit the context whatever its tokens (no token
+        is longer than the tokenizer's longest): a huge body is refused without seconds of tokenizing."""
+        size = len(text.encode("utf-8", "surrogatepass"))
+        fewest = -(-size // self.tokenizer.max_token_bytes)
+        if fewest >= self.context_length:
+            raise context_length_exceeded(
+                f"This model's maximum context length is {self.context_length} tokens; the prompt has {size} bytes, "
+                f"at least {fewest} tokens.", param)
+        return self.tokenizer.encode(text)
 
     def _check_vocabulary(self, ids: list[int], param: str) -> None:
         bad = [t for t in ids if t >= self.model.vocab_size]
@@ -114,8 +126,16 @@ class Service:
             top_p=defaults.top_p if params.top_p is None else params.top_p,
         )
 
-    def start(self, kind: str, prompts: list[list[int]], params: GenerationParams, param: str) -> Generation:
-        """kind "chatcmpl" or "cmpl": the id prefix. Choice i * n + j is choice j of prompt i (OpenAI's order)."""
+    def generation(self, kind: str, prompts: list[list[int]], params: GenerationParams, param: str) -> Generation:
+        """The checked, not yet started generation (its start() belongs on the event loop). kind "chatcmpl" or
+        "cmpl": the id prefix. Choice i * n + j is choice j of prompt i (OpenAI's order)."""
+        choices = len(prompts) * params.n
+        if choices > self.engine.max_queue:  # 429 would tell the client to retry something that never fits
+            raise bad_request(f"This request asks for {choices} choices (prompts x n); this server queues at most "
+                              f"{self.engine.max_queue} at once.", "n")
+        if params.top_k is not None and params.top_k > self.model.vocab_size:
+            raise bad_request(f"`top_k` must be at most the vocabulary size {self.model.vocab_size}; got "
+                              f"{params.top_k}.", "top_k")
         budgets = [self.max_tokens_for(p, params, param) for p in prompts]
         self._check_vocabulary(params.stop_token_ids, "stop_token_ids")
         self._check_vocabulary([t for t, _ in params.logits.logit_bias], "logit_bias")
@@ -124,5 +144,4 @@ class Service:
                                 self.sampling_for(params), stop=params.stop,
                                 stop_token_ids=self.eos_token_ids | frozenset(params.stop_token_ids),
                                 seed=params.seed, logits=params.logits)
-        generation.start()
         return generation
