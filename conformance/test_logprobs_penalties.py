@@ -17,10 +17,14 @@ PROMPT_IDS = [9707, 11, 1879, 0]  # "Hello, world!"
 
 @pytest.fixture(scope="module")
 def reference(server):
-    import httpx
+    """transformers on the checkpoint the server serves (the demo, built in the servers' cache)."""
     from transformers import Qwen3ForCausalLM
 
-    root = httpx.get(f"{server.base_url}/v1/models").json()["data"][0]["root"]
+    from infini_qwen3.demo_checkpoint import ensure_demo_checkpoint
+
+    from .server_process import CACHE
+
+    root = ensure_demo_checkpoint(CACHE)
     return Qwen3ForCausalLM.from_pretrained(root, dtype=torch.float32).eval(), Tokenizer.from_dir(root)
 
 

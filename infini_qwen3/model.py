@@ -236,9 +236,14 @@ class Qwen3Model:
         return result
 
     def close(self) -> None:
-        if getattr(self, "_handle", None):
-            self._lib.iq3DestroyModel(self._handle)
-            self._handle = ctypes.c_void_p()
+        """Frees the native model, after any step that is running (the step holds the lock)."""
+        lock = getattr(self, "_lock", None)
+        if lock is None:
+            return
+        with lock:
+            if getattr(self, "_handle", None):
+                self._lib.iq3DestroyModel(self._handle)
+                self._handle = ctypes.c_void_p()
 
     def __enter__(self) -> "Qwen3Model":
         return self

@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from . import errors
 from .chat_output import ChatOutput, ChatPiece
+from .connections import QuietRepeats
 from .errors import APIError
 from .generation import Generation, GenerationFailed
 from .metrics import Metrics
@@ -38,6 +39,7 @@ PROMPT_WORKERS = 2
 class ServerConfig:
     api_key: str | None = None
     max_body_bytes: int = 8 * 1024 * 1024
+    body_timeout: float = 30.0  # seconds a request body may pause between chunks
 
 
 @dataclass
@@ -51,6 +53,8 @@ class ServerState:
     # Parsing, templating and tokenizing requests, off the event loop (a few at a time: they compete for the CPU).
     prompt_workers: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(PROMPT_WORKERS, thread_name_prefix="infini-qwen3-prompt"))
+    draining: bool = False  # shutting down: new requests get 503, running ones may finish
+    live: set = field(default_factory=set)  # generations being answered (what a shutdown waits for)
 
     def ready(self) -> Service:
         if self.service is None:
@@ -67,12 +71,23 @@ def check_auth(request: Request, config: ServerConfig) -> None:
         raise errors.unauthorized()
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The body, at most `limit` bytes, each chunk within `timeout` seconds (a Content-Length larger than what is
+    sent would otherwise hold the request open forever)."""
+    if "content-length" in request.headers and "transfer-encoding" in request.headers:
+        raise errors.ambiguous_length()  # RFC 9112 6.1: a request smuggling vector; answered and closed
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise errors.body_too_large(limit)
     chunks, size = [], 0
-    async for chunk in request.stream():
+    stream = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(stream.__anext__(), timeout)
+        except StopAsyncIteration:
+            break
+        except asyncio.TimeoutError:
+            raise errors.body_timeout(timeout) from None
         size += len(chunk)
         if size > limit:
             raise errors.body_too_large(limit)
@@ -183,6 +198,10 @@ class StreamLogprobs:
         return chunk
 
 
+def failure(exc: GenerationFailed) -> APIError:
+    return errors.shutting_down(str(exc)) if exc.status == 503 else errors.internal(str(exc))
+
+
 async def stream_job(state: ServerState, job: Job):
     maker = ChunkMaker(job.generation.request_id, job.created, job.model, job.chat, job.include_usage)
     logprobs = StreamLogprobs(job)
@@ -215,10 +234,11 @@ async def stream_job(state: ServerState, job: Job):
         except GenerationFailed as exc:
             outcome = "error"
             log.error("%s failed while streaming: %s", job.generation.request_id, exc)
-            yield sse(errors.internal(str(exc)).body())
+            yield sse(failure(exc).body())
         yield SSE_DONE
     finally:
         job.generation.cancel()
+        state.live.discard(job.generation)
         finish_log(state, job, outcome)
 
 
@@ -252,10 +272,11 @@ async def collect_job(state: ServerState, job: Job, request: Request) -> Respons
     except GenerationFailed as exc:
         outcome = "error"
         log.error("%s failed: %s", job.generation.request_id, exc)
-        return errors.internal(str(exc)).response()
+        return failure(exc).response()
     finally:
         watcher.cancel()
         job.generation.cancel()
+        state.live.discard(job.generation)
         finish_log(state, job, outcome)
     generation = job.generation
     outputs = ([chat_message(p.content, p.reasoning if job.reasoning else None, p.tool_calls) for p in pieces]
@@ -281,11 +302,14 @@ def completion_route(state: ServerState, chat: bool, endpoint: str):
         try:
             check_auth(request, state.config)
             check_json_content_type(request)
+            if state.draining:
+                raise errors.shutting_down()
             service = state.ready()  # before the body is read: a loading server answers 503 at once
-            raw = await read_body(request, state.config.max_body_bytes)
+            raw = await read_body(request, state.config.max_body_bytes, state.config.body_timeout)
             job = await asyncio.get_running_loop().run_in_executor(state.prompt_workers, prepare_job, service, raw,
                                                                    chat)
             job.generation.start()
+            state.live.add(job.generation)
         except APIError as exc:
             state.metrics.count_request(endpoint, exc.status)
             if exc.status >= 500:
@@ -374,6 +398,7 @@ def load_in_background(state: ServerState) -> threading.Thread | None:
 def create_app(state: ServerState) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        asyncio.get_running_loop().set_exception_handler(QuietRepeats())
         loader = load_in_background(state)
         yield
         if loader is not None:

@@ -10,15 +10,17 @@ SERVER_ERROR = "server_error"
 
 class APIError(Exception):
     def __init__(self, status: int, message: str, *, type: str = INVALID_REQUEST, param: str | None = None,
-                 code: str | None = None):
+                 code: str | None = None, close: bool = False):
         super().__init__(message)
         self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
+        self.close = close  # the connection is closed after this answer
 
     def body(self) -> dict:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
     def response(self) -> JSONResponse:
-        return JSONResponse(self.body(), status_code=self.status)
+        headers = {"connection": "close"} if self.close else None
+        return JSONResponse(self.body(), status_code=self.status, headers=headers)
 
 
 def bad_request(message: str, param: str | None = None, code: str | None = None) -> APIError:
@@ -43,8 +45,20 @@ def unauthorized() -> APIError:
                     code="invalid_api_key")
 
 
+def shutting_down(message: str = "The server is shutting down.") -> APIError:
+    return APIError(503, message, type="server_error", code="server_shutting_down")
+
+
 def unsupported_media_type(media_type: str) -> APIError:
     return APIError(415, f"The body must be JSON (Content-Type: application/json), not {media_type or 'untyped'}.")
+
+
+def ambiguous_length() -> APIError:
+    return APIError(400, "A request may not carry both Content-Length and Transfer-Encoding.", close=True)
+
+
+def body_timeout(seconds: float) -> APIError:
+    return APIError(408, f"The request body did not arrive within {seconds:g} s.", close=True)
 
 
 def body_too_large(limit: int) -> APIError:

@@ -22,7 +22,14 @@ from .stop import StopFilter
 
 
 class GenerationFailed(RuntimeError):
-    """The engine reported an error for one of this request's choices."""
+    """The engine reported an error for one of this request's choices, or the server stopped it (status 503)."""
+
+    def __init__(self, message: str, status: int = 500):
+        super().__init__(message)
+        self.status = status
+
+
+SHUTDOWN = "shutdown"  # an event kind of the server's own: the generation was stopped by a shutdown
 
 
 @dataclass
@@ -105,6 +112,11 @@ class Generation:
                 raise server_busy(str(exc)) from None
             self._open.add(index)
 
+    def abort(self, message: str) -> None:
+        """Ends every open choice with an error (the server is shutting down); call on the event loop."""
+        for index in self._open:
+            self._queue.put_nowait((index, Event(SHUTDOWN, message=message)))
+
     def cancel(self) -> None:
         for index in list(self._open):
             self.engine.cancel(self.choices[index].engine_id)
@@ -129,6 +141,9 @@ class Generation:
         if event.kind == "error":
             self.cancel()
             raise GenerationFailed(event.message or "inference failed")
+        if event.kind == SHUTDOWN:
+            self.cancel()
+            raise GenerationFailed(event.message or "the server is shutting down", status=503)
         if event.kind == "token":
             now = time.monotonic()
             self.timing.first_token = self.timing.first_token or now

@@ -10,10 +10,12 @@ import re
 from ..engine import DEFAULT_MAX_BATCH
 from ..kv_memory import GPU_MEMORY_UTILIZATION
 from ..model import DTYPES
+from .connections import DEFAULT_HEAD_TIMEOUT
 
 log = logging.getLogger("infini_qwen3.server")
 
 DEMO_NAME = "qwen3-demo"
+DEFAULT_SHUTDOWN_TIMEOUT = 20.0
 
 
 def add_serve_parser(subparsers) -> None:
@@ -39,6 +41,16 @@ def add_serve_parser(subparsers) -> None:
                    help="capture decode steps as CUDA graphs and replay them (NVIDIA; the CPU always runs eagerly)")
     p.add_argument("--max-queue", type=int, default=256, help="waiting requests before new ones get 429")
     p.add_argument("--max-body-bytes", type=int, default=8 * 1024 * 1024)
+    p.add_argument("--request-head-timeout", type=float, default=DEFAULT_HEAD_TIMEOUT,
+                   help="seconds a connection may take to send a complete request head (idle and half-sent "
+                        "requests are closed after it)")
+    p.add_argument("--request-body-timeout", type=float, default=30.0,
+                   help="seconds a request body may pause; a body that stops is answered 408")
+    p.add_argument("--max-connections", type=int, default=1024,
+                   help="requests on connections beyond this many are answered 503 at once")
+    p.add_argument("--shutdown-timeout", type=float, default=DEFAULT_SHUTDOWN_TIMEOUT,
+                   help="on SIGTERM/SIGINT: seconds running requests may take to finish before their streams end "
+                        "with an error event and [DONE]")
     p.add_argument("--api-key", default=os.environ.get("INFINI_QWEN3_API_KEY"),
                    help="require `Authorization: Bearer KEY` on /v1 routes (default: $INFINI_QWEN3_API_KEY)")
     p.add_argument("--reasoning-parser", default="qwen3", choices=["qwen3", "none"],
@@ -100,6 +112,8 @@ def run_serve(args) -> int:
     import uvicorn
 
     from .app import ServerConfig, ServerState, create_app
+    from .connections import protocol_with_head_timeout
+    from .shutdown import GracefulServer
 
     if args.max_batch < 1 or args.max_step_tokens < 1 or (args.max_model_len is not None and args.max_model_len < 2):
         raise ValueError("--max-batch and --max-step-tokens must be at least 1, --max-model-len at least 2")
@@ -107,10 +121,17 @@ def run_serve(args) -> int:
         raise ValueError("--gpu-memory-utilization must be in (0, 1]")
     if args.api_key is not None and not args.api_key.strip():
         raise ValueError("--api-key (or INFINI_QWEN3_API_KEY) is empty: give a key, or unset it to serve without one")
-    config = ServerConfig(api_key=args.api_key, max_body_bytes=args.max_body_bytes)
+    if args.shutdown_timeout < 0 or args.request_head_timeout <= 0 or args.request_body_timeout <= 0:
+        raise ValueError("--shutdown-timeout must be >= 0, the request timeouts > 0")
+    if args.max_connections < 1:
+        raise ValueError("--max-connections must be at least 1")
+    config = ServerConfig(api_key=args.api_key, max_body_bytes=args.max_body_bytes,
+                          body_timeout=args.request_body_timeout)
     state = ServerState(config, loader=make_loader(args))
-    server = uvicorn.Server(uvicorn.Config(create_app(state), host=args.host, port=args.port, log_level="info",
-                                           timeout_graceful_shutdown=5))
+    uvicorn_config = uvicorn.Config(create_app(state), host=args.host, port=args.port, log_level="info",
+                                    timeout_graceful_shutdown=5, limit_concurrency=args.max_connections,
+                                    http=protocol_with_head_timeout(args.request_head_timeout))
+    server = GracefulServer(uvicorn_config, state, args.shutdown_timeout)
     failed = []
 
     def stop_on_failure(exc: BaseException) -> None:
