@@ -3,8 +3,8 @@
 # patches, then, numbers first: a smoke run, the throughput benchmark against transformers, the HF parity suite
 # on that device, the conformance suite against a server on the device. Each stage's results are written as it
 # completes (for `python -m harness.report`), and each runs within a time budget: a stage that would start with
-# less time left than it needs is recorded as "skipped: out of time", so a short machine lease ends with a record,
-# not a lost run. Works offline: wheels missing from the machine's Python can be carried in .whl/
+# less time left than it needs is recorded as "skipped: out of time", so a run on a machine held for a short time
+# ends with a record, not a lost run. Works offline: wheels missing from the machine's Python can be carried in .whl/
 # (see ci/platform_wheels.sh).
 #   usage: bash ci/platform.sh [cpu|nvidia] [extra pytest args for the parity run]
 #   env:   INFINI_QWEN3_RESULTS (default build/results/DEVICE), INFINI_QWEN3_BUDGET_S (whole run, default 780 s;
@@ -32,7 +32,7 @@ if ! has_everything && compgen -G ".whl/*.whl" >/dev/null; then
 fi
 
 status=0
-# A GPU lease is short; the CPU is slow: its default budget and stage limits are larger.
+# GPU runs are budgeted tightly; the CPU is slow: its default budget and stage limits are larger.
 if [ "$DEVICE" = cpu ]; then SCALE=4; else SCALE=1; fi
 BUDGET="${INFINI_QWEN3_BUDGET_S:-$((780 * SCALE))}"
 stage() {  # stage NAME MIN_S MAX_S COMMAND...: run within min(MAX_S, time left), log to $RESULTS/NAME.log

@@ -28,15 +28,16 @@ async def one_stream(client, model: str, max_tokens: int, seed: int) -> dict:
     return {"ttft": arrivals[0] - start if arrivals else None, "itl": np.diff(arrivals).tolist(), "tokens": tokens}
 
 
+def pct(values, q) -> float | None:
+    return float(np.percentile(values, q)) if values else None
+
+
 async def concurrent(client, model: str, streams: int, max_tokens: int) -> dict:
     start = time.perf_counter()
     results = await asyncio.gather(*(one_stream(client, model, max_tokens, i) for i in range(streams)))
     wall = time.perf_counter() - start
     ttfts = [r["ttft"] for r in results if r["ttft"] is not None]
     itls = [x for r in results for x in r["itl"]]
-
-    def pct(values, q):
-        return float(np.percentile(values, q)) if values else None
 
     return {"streams": streams, "ttft_p50": pct(ttfts, 50), "ttft_p95": pct(ttfts, 95), "itl_p50": pct(itls, 50),
             "itl_p95": pct(itls, 95), "output_tokens_per_s": sum(r["tokens"] for r in results) / wall}
