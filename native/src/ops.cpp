@@ -18,7 +18,11 @@ Ops::Ops(infiniDevice_t device, int device_id) : device_(device), device_id_(dev
     activate();
     IQ3_INFINI(infiniopCreateHandle(&handle_));
     if (device_ != INFINI_DEVICE_CPU) {
-        IQ3_INFINI(infinirtStreamCreate(&stream_));
+        const infiniStatus_t created = infinirtStreamCreate(&stream_);
+        if (created != INFINI_STATUS_SUCCESS) { // the destructor will not run: release the handle here
+            infiniopDestroyHandle(handle_);
+            checkInfini(created, "infinirtStreamCreate");
+        }
     }
 }
 
@@ -50,9 +54,17 @@ const Ops::Cached &Ops::cached(const std::string &key, const Creator &create, vo
         recency_.pop_back();
     }
     size_t workspace = 0;
-    void *desc = create(&workspace);
-    recency_.push_front(key);
-    return cache_.emplace(key, Cached{desc, workspace, destroy, recency_.begin()}).first->second;
+    void *desc = create(&workspace); // a creator that throws has destroyed what it created
+    try {
+        recency_.push_front(key);
+        return cache_.emplace(key, Cached{desc, workspace, destroy, recency_.begin()}).first->second;
+    } catch (...) {
+        if (!recency_.empty() && recency_.front() == key) {
+            recency_.pop_front();
+        }
+        destroy(desc);
+        throw;
+    }
 }
 
 void *Ops::workspace(size_t bytes) {
@@ -64,6 +76,21 @@ void *Ops::workspace(size_t bytes) {
 }
 
 namespace {
+
+// Queries a new descriptor's workspace; if that fails, the descriptor is destroyed before the error propagates.
+template <class Desc>
+void queryWorkspace(infiniStatus_t (*query)(Desc, size_t *), infiniStatus_t (*destroy)(Desc), Desc desc, size_t *ws,
+                    const char *what) {
+    const infiniStatus_t status = query(desc, ws);
+    if (status != INFINI_STATUS_SUCCESS) {
+        destroy(desc);
+        checkInfini(status, what);
+    }
+}
+
+#define IQ3_QUERY_WORKSPACE(Name)                                                                            \
+    queryWorkspace(infiniopGet##Name##WorkspaceSize, infiniopDestroy##Name##Descriptor, desc, ws,                \
+                   "infiniopGet" #Name "WorkspaceSize")
 
 // Type-erased destroyer stored with each cached descriptor.
 template <class Desc, infiniStatus_t (*Destroy)(Desc)>
@@ -80,7 +107,7 @@ void Ops::gemm(const Tensor &c, const Tensor &a, const Tensor &b, float alpha, f
         TensorDesc dc(c), da(a), db(b);
         infiniopGemmDescriptor_t desc;
         IQ3_INFINI(infiniopCreateGemmDescriptor(handle_, &desc, dc, da, db));
-        IQ3_INFINI(infiniopGetGemmWorkspaceSize(desc, ws));
+        IQ3_QUERY_WORKSPACE(Gemm);
         return static_cast<void *>(desc);
     }, &destroyAs<infiniopGemmDescriptor_t, infiniopDestroyGemmDescriptor>);
     IQ3_INFINI(infiniopGemm(static_cast<infiniopGemmDescriptor_t>(entry.desc), workspace(entry.workspace),
@@ -93,7 +120,7 @@ void Ops::rmsnorm(const Tensor &y, const Tensor &x, const Tensor &w, float epsil
         TensorDesc dy(y), dx(x), dw(w);
         infiniopRMSNormDescriptor_t desc;
         IQ3_INFINI(infiniopCreateRMSNormDescriptor(handle_, &desc, dy, dx, dw, epsilon));
-        IQ3_INFINI(infiniopGetRMSNormWorkspaceSize(desc, ws));
+        IQ3_QUERY_WORKSPACE(RMSNorm);
         return static_cast<void *>(desc);
     }, &destroyAs<infiniopRMSNormDescriptor_t, infiniopDestroyRMSNormDescriptor>);
     IQ3_INFINI(infiniopRMSNorm(static_cast<infiniopRMSNormDescriptor_t>(entry.desc), workspace(entry.workspace),
@@ -108,7 +135,7 @@ void Ops::rope(const Tensor &y, const Tensor &x, const Tensor &pos_ids, const Te
         TensorDesc dy(y), dx(x), dp(pos_ids), ds(sin_table), dc(cos_table);
         infiniopRoPEDescriptor_t desc;
         IQ3_INFINI(infiniopCreateRoPEDescriptor(handle_, &desc, dy, dx, dp, ds, dc, algo));
-        IQ3_INFINI(infiniopGetRoPEWorkspaceSize(desc, ws));
+        IQ3_QUERY_WORKSPACE(RoPE);
         return static_cast<void *>(desc);
     }, &destroyAs<infiniopRoPEDescriptor_t, infiniopDestroyRoPEDescriptor>);
     IQ3_INFINI(infiniopRoPE(static_cast<infiniopRoPEDescriptor_t>(entry.desc), workspace(entry.workspace),
@@ -121,7 +148,7 @@ void Ops::causalSoftmax(const Tensor &y, const Tensor &x) {
         TensorDesc dy(y), dx(x);
         infiniopCausalSoftmaxDescriptor_t desc;
         IQ3_INFINI(infiniopCreateCausalSoftmaxDescriptor(handle_, &desc, dy, dx));
-        IQ3_INFINI(infiniopGetCausalSoftmaxWorkspaceSize(desc, ws));
+        IQ3_QUERY_WORKSPACE(CausalSoftmax);
         return static_cast<void *>(desc);
     }, &destroyAs<infiniopCausalSoftmaxDescriptor_t, infiniopDestroyCausalSoftmaxDescriptor>);
     IQ3_INFINI(infiniopCausalSoftmax(static_cast<infiniopCausalSoftmaxDescriptor_t>(entry.desc),
@@ -134,7 +161,7 @@ void Ops::siluAndMul(const Tensor &out, const Tensor &in) {
         TensorDesc dout(out), din(in);
         infiniopSiluAndMulDescriptor_t desc;
         IQ3_INFINI(infiniopCreateSiluAndMulDescriptor(handle_, &desc, dout, din));
-        IQ3_INFINI(infiniopGetSiluAndMulWorkspaceSize(desc, ws));
+        IQ3_QUERY_WORKSPACE(SiluAndMul);
         return static_cast<void *>(desc);
     }, &destroyAs<infiniopSiluAndMulDescriptor_t, infiniopDestroySiluAndMulDescriptor>);
     IQ3_INFINI(infiniopSiluAndMul(static_cast<infiniopSiluAndMulDescriptor_t>(entry.desc), workspace(entry.workspace),
@@ -173,7 +200,7 @@ void Ops::randomSampleBatch(const Tensor &result, const Tensor &logits, const fl
         TensorDesc dr(result), dl(logits);
         infiniopRandomSampleDescriptor_t desc;
         IQ3_INFINI(infiniopCreateRandomSampleBatchDescriptor(handle_, &desc, dr, dl));
-        IQ3_INFINI(infiniopGetRandomSampleWorkspaceSize(desc, ws));
+        IQ3_QUERY_WORKSPACE(RandomSample);
         return static_cast<void *>(desc);
     }, &destroyAs<infiniopRandomSampleDescriptor_t, infiniopDestroyRandomSampleDescriptor>);
     IQ3_INFINI(infiniopRandomSampleBatch(static_cast<infiniopRandomSampleDescriptor_t>(entry.desc),
@@ -189,7 +216,7 @@ void Ops::pagedCaching(const Tensor &k_cache, const Tensor &v_cache, const Tenso
         TensorDesc dkc(k_cache), dvc(v_cache), dk(k), dv(v), ds(slot_mapping);
         infiniopPagedCachingDescriptor_t desc;
         IQ3_INFINI(infiniopCreatePagedCachingDescriptor(handle_, &desc, dkc, dvc, dk, dv, ds));
-        IQ3_INFINI(infiniopGetPagedCachingWorkspaceSize(desc, ws));
+        IQ3_QUERY_WORKSPACE(PagedCaching);
         return static_cast<void *>(desc);
     }, &destroyAs<infiniopPagedCachingDescriptor_t, infiniopDestroyPagedCachingDescriptor>);
     IQ3_INFINI(infiniopPagedCaching(static_cast<infiniopPagedCachingDescriptor_t>(entry.desc),
@@ -205,7 +232,7 @@ void Ops::pagedAttention(const Tensor &out, const Tensor &q, const Tensor &k_cac
         TensorDesc dout(out), dq(q), dkc(k_cache), dvc(v_cache), dbt(block_tables), dsl(seq_lens);
         infiniopPagedAttentionDescriptor_t desc;
         IQ3_INFINI(infiniopCreatePagedAttentionDescriptor(handle_, &desc, dout, dq, dkc, dvc, dbt, dsl, nullptr, scale));
-        IQ3_INFINI(infiniopGetPagedAttentionWorkspaceSize(desc, ws));
+        IQ3_QUERY_WORKSPACE(PagedAttention);
         return static_cast<void *>(desc);
     }, &destroyAs<infiniopPagedAttentionDescriptor_t, infiniopDestroyPagedAttentionDescriptor>);
     IQ3_INFINI(infiniopPagedAttention(static_cast<infiniopPagedAttentionDescriptor_t>(entry.desc),
@@ -223,7 +250,7 @@ void Ops::pagedAttentionPrefill(const Tensor &out, const Tensor &q, const Tensor
         infiniopPagedAttentionPrefillDescriptor_t desc;
         IQ3_INFINI(infiniopCreatePagedAttentionPrefillDescriptor(handle_, &desc, dout, dq, dkc, dvc, dbt, dsl, dnl,
                                                                  nullptr, scale));
-        IQ3_INFINI(infiniopGetPagedAttentionPrefillWorkspaceSize(desc, ws));
+        IQ3_QUERY_WORKSPACE(PagedAttentionPrefill);
         return static_cast<void *>(desc);
     }, &destroyAs<infiniopPagedAttentionPrefillDescriptor_t, infiniopDestroyPagedAttentionPrefillDescriptor>);
     IQ3_INFINI(infiniopPagedAttentionPrefill(static_cast<infiniopPagedAttentionPrefillDescriptor_t>(entry.desc),
