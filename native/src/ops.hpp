@@ -53,8 +53,6 @@ public:
     void copyOnDevice(void *dst, const void *src, size_t bytes);
     void synchronize();
 
-    infiniDevice_t device() const { return device_; }
-    int deviceId() const { return device_id_; }
     infinirtStream_t stream() const { return stream_; }
     const void *workspaceData() const { return workspace_.data(); } // a captured step records this address
     void activate() const; // make this device current for the calling thread

@@ -24,7 +24,6 @@ public:
 
     void grow(size_t bytes); // ensures capacity >= bytes
     void *data() const { return data_; }
-    size_t bytes() const { return bytes_; }
 
 private:
     void release();
