@@ -82,7 +82,7 @@ def run_ours(args, model_dir: Path, prefill, decode) -> tuple[dict, dict, dict, 
     slots = max([s.batch for s in prefill + decode])
     context = max([s.tokens for s in prefill] + [16 + s.tokens for s in decode])
     context = -(-context // KV_BLOCK_SIZE) * KV_BLOCK_SIZE  # whole blocks: each sequence owns its own (slot_blocks)
-    step_tokens = max(s.batch * s.tokens for s in prefill)
+    step_tokens = max([s.batch * s.tokens for s in prefill] + [s.batch * 16 for s in decode])  # decode prompts: 16
     with Qwen3Model(model_dir, device=args.device, dtype=args.dtype, max_model_len=context,
                     kv_cache_tokens=slots * context, max_step_tokens=step_tokens,
                     cuda_graphs=args.cuda_graphs == "on") as model:
