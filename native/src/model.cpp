@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 namespace iq3 {
 
@@ -424,8 +425,15 @@ Tensor Model::runStep(const StepBatch &batch) {
     }
     Tensor logits;
     std::string why;
-    if (!entry.graph.capture(ops_.stream(), [&] { logits = computeStep(batch); }, &why)) {
+    bool captured = false;
+    try {
+        captured = entry.graph.capture(ops_.stream(), [&] { logits = computeStep(batch); }, &why);
+    } catch (const Error &e) { // an operation the capture does not allow: the capture ended, the step is redone
+        why = e.what();
+    }
+    if (!captured) {
         entry.unsupported = true; // this bucket stays eager; the step itself still runs
+        std::fprintf(stderr, "infini-qwen3: decode steps of %u rows run eagerly: %s\n", batch.rows, why.c_str());
         return computeStep(batch);
     }
     entry.buffers = stepBuffers();
