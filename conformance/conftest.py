@@ -14,12 +14,13 @@ from .server_process import ServerProcess
 
 MODEL = "qwen3-demo"
 API_KEY = "conformance-secret"
+ALLOWED_ORIGIN = "http://app.example"  # the main server's only CORS origin
 
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     process = ServerProcess("--max-batch", "32", "--max-model-len", "256", "--max-body-bytes", "65536",
-                            "--dtype", "f32",
+                            "--dtype", "f32", "--allowed-origins", ALLOWED_ORIGIN,
                             "--max-step-tokens", "256", log_path=tmp_path_factory.mktemp("server") / "main.log")
     process.start()
     yield process

@@ -5,94 +5,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from .. import __version__
 from . import errors
 from .chat_output import ChatOutput, ChatPiece
 from .connections import QuietRepeats
 from .errors import APIError
 from .generation import Generation, GenerationFailed
-from .metrics import Metrics
+from .plumbing import accept_post, check_auth
 from .protocol import parse_chat, parse_completion, parse_json
+from .request_id import RequestIdMiddleware
 from .responses import SSE_DONE, ChunkMaker, LogprobFormat, chat_message, completion_body, sse
 from .service import Service
+from .state import ServerState
+from .tokenize_routes import detokenize_route, tokenize_route
 
 log = logging.getLogger("infini_qwen3.server")
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-PROMPT_WORKERS = 2
-
-
-@dataclass
-class ServerConfig:
-    api_key: str | None = None
-    max_body_bytes: int = 8 * 1024 * 1024
-    body_timeout: float = 30.0  # seconds a request body may pause between chunks
-
-
-@dataclass
-class ServerState:
-    config: ServerConfig
-    loader: Callable[[], Service] | None = None  # runs in a thread at startup
-    on_load_failure: Callable[[BaseException], None] | None = None
-    service: Service | None = None
-    load_error: str | None = None
-    metrics: Metrics = field(default_factory=Metrics)
-    # Parsing, templating and tokenizing requests, off the event loop (a few at a time: they compete for the CPU).
-    prompt_workers: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(PROMPT_WORKERS, thread_name_prefix="infini-qwen3-prompt"))
-    draining: bool = False  # shutting down: new requests get 503, running ones may finish
-    live: set = field(default_factory=set)  # generations being answered (what a shutdown waits for)
-
-    def ready(self) -> Service:
-        if self.service is None:
-            raise errors.not_ready()
-        return self.service
-
-
-# -- request plumbing ------------------------------------------------------------------------------------------
-def check_auth(request: Request, config: ServerConfig) -> None:
-    if config.api_key is None:
-        return
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), config.api_key.encode()):
-        raise errors.unauthorized()
-
-
-async def read_body(request: Request, limit: int, timeout: float) -> bytes:
-    """The body, at most `limit` bytes, each chunk within `timeout` seconds (a Content-Length larger than what is
-    sent would otherwise hold the request open forever)."""
-    if "content-length" in request.headers and "transfer-encoding" in request.headers:
-        raise errors.ambiguous_length()  # RFC 9112 6.1: a request smuggling vector; answered and closed
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise errors.body_too_large(limit)
-    chunks, size = [], 0
-    stream = request.stream().__aiter__()
-    while True:
-        try:
-            chunk = await asyncio.wait_for(stream.__anext__(), timeout)
-        except StopAsyncIteration:
-            break
-        except asyncio.TimeoutError:
-            raise errors.body_timeout(timeout) from None
-        size += len(chunk)
-        if size > limit:
-            raise errors.body_too_large(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 async def until_disconnect(request: Request, work: asyncio.Future) -> None:
@@ -289,23 +231,10 @@ async def collect_job(state: ServerState, job: Job, request: Request) -> Respons
     return JSONResponse(body)
 
 
-def check_json_content_type(request: Request) -> None:
-    """Only JSON bodies: a browser page can send a "simple" text/plain or form POST to a server on localhost
-    without a CORS preflight, and must not be able to start generations that way."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "application/json":
-        raise errors.unsupported_media_type(media_type)
-
-
 def completion_route(state: ServerState, chat: bool, endpoint: str):
     async def handler(request: Request) -> Response:
         try:
-            check_auth(request, state.config)
-            check_json_content_type(request)
-            if state.draining:
-                raise errors.shutting_down()
-            service = state.ready()  # before the body is read: a loading server answers 503 at once
-            raw = await read_body(request, state.config.max_body_bytes, state.config.body_timeout)
+            service, raw = await accept_post(state, request)
             job = await asyncio.get_running_loop().run_in_executor(state.prompt_workers, prepare_job, service, raw,
                                                                    chat)
             job.generation.start()
@@ -324,6 +253,16 @@ def completion_route(state: ServerState, chat: bool, endpoint: str):
 
 
 # -- the other endpoints ---------------------------------------------------------------------------------------
+def model_entry(service: Service) -> dict:
+    info = service.info
+    entry = {"id": info.served_name, "object": "model", "created": 0, "owned_by": "infini-qwen3",
+             "root": info.served_name, "max_model_len": service.context_length}  # no filesystem paths
+    if info.demo:
+        entry["description"] = ("embedded demo checkpoint: a tiny Qwen3 with random weights and the real "
+                                "Qwen3 tokenizer; its output is meaningless text")
+    return entry
+
+
 def models_route(state: ServerState):
     async def handler(request: Request) -> Response:
         try:
@@ -331,15 +270,27 @@ def models_route(state: ServerState):
             service = state.ready()
         except APIError as exc:
             return exc.response()
-        info = service.info
-        entry = {"id": info.served_name, "object": "model", "created": 0, "owned_by": "infini-qwen3",
-                 "root": info.served_name, "max_model_len": service.context_length}  # no filesystem paths
-        if info.demo:
-            entry["description"] = ("embedded demo checkpoint: a tiny Qwen3 with random weights and the real "
-                                    "Qwen3 tokenizer; its output is meaningless text")
-        return JSONResponse({"object": "list", "data": [entry]})
+        return JSONResponse({"object": "list", "data": [model_entry(service)]})
 
     return handler
+
+
+def model_route(state: ServerState):
+    """GET /v1/models/{id}: openai's models.retrieve."""
+    async def handler(request: Request) -> Response:
+        try:
+            check_auth(request, state.config)
+            service = state.ready()
+            service.check_model(request.path_params["model"])
+        except APIError as exc:
+            return exc.response()
+        return JSONResponse(model_entry(service))
+
+    return handler
+
+
+async def version(request: Request) -> Response:
+    return JSONResponse({"version": __version__})
 
 
 def health_route(state: ServerState):
@@ -415,10 +366,19 @@ def create_app(state: ServerState) -> Starlette:
                   methods=["POST"]),
             Route(f"{prefix}/completions", completion_route(state, False, "/v1/completions"), methods=["POST"]),
             Route(f"{prefix}/models", models_route(state), methods=["GET"]),
+            Route(f"{prefix}/models/{{model:path}}", model_route(state), methods=["GET"]),
         ]
     routes += [Route("/health", health_route(state), methods=["GET"]),
-               Route("/metrics", metrics_route(state), methods=["GET"])]
-    app = Starlette(routes=routes, lifespan=lifespan,
+               Route("/metrics", metrics_route(state), methods=["GET"]),
+               Route("/version", version, methods=["GET"]),
+               Route("/tokenize", tokenize_route(state), methods=["POST"]),
+               Route("/detokenize", detokenize_route(state), methods=["POST"])]
+    middleware = [Middleware(RequestIdMiddleware)]
+    if state.config.allowed_origins:
+        middleware.append(Middleware(CORSMiddleware, allow_origins=list(state.config.allowed_origins),
+                                     allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["*"],
+                                     expose_headers=["x-request-id"]))
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                     exception_handlers={HTTPException: http_error, Exception: unexpected_error(state)})
     app.router.redirect_slashes = False  # a redirect would be built from the client's Host header
     return app

@@ -401,5 +401,11 @@ def parse_completion(body: dict) -> CompletionRequest:
                              params=_generation_params(body, chat=False))
 
 
+@_shape_errors_are_bad_requests
+def parse_detokenize(body: dict) -> tuple[str | None, list[int]]:
+    """/detokenize: (model, token ids)."""
+    return _model(body), _token_ids(body.get("tokens"), "tokens")
+
+
 __all__ = ["APIError", "ChatRequest", "CompletionRequest", "GenerationParams", "parse_chat", "parse_completion",
-           "parse_json"]
+           "parse_detokenize", "parse_json"]

@@ -48,6 +48,8 @@ def add_serve_parser(subparsers) -> None:
                    help="seconds a request body may pause; a body that stops is answered 408")
     p.add_argument("--max-connections", type=int, default=1024,
                    help="requests on connections beyond this many are answered 503 at once")
+    p.add_argument("--allowed-origins", nargs="*", default=[],
+                   help="origins browsers may call this server from (CORS, with preflight); none by default")
     p.add_argument("--shutdown-timeout", type=float, default=DEFAULT_SHUTDOWN_TIMEOUT,
                    help="on SIGTERM/SIGINT: seconds running requests may take to finish before their streams end "
                         "with an error event and [DONE]")
@@ -111,9 +113,10 @@ def make_loader(args):
 def run_serve(args) -> int:
     import uvicorn
 
-    from .app import ServerConfig, ServerState, create_app
+    from .app import create_app
     from .connections import protocol_with_head_timeout
     from .shutdown import GracefulServer
+    from .state import ServerConfig, ServerState
 
     if args.max_batch < 1 or args.max_step_tokens < 1 or (args.max_model_len is not None and args.max_model_len < 2):
         raise ValueError("--max-batch and --max-step-tokens must be at least 1, --max-model-len at least 2")
@@ -126,7 +129,7 @@ def run_serve(args) -> int:
     if args.max_connections < 1:
         raise ValueError("--max-connections must be at least 1")
     config = ServerConfig(api_key=args.api_key, max_body_bytes=args.max_body_bytes,
-                          body_timeout=args.request_body_timeout)
+                          body_timeout=args.request_body_timeout, allowed_origins=tuple(args.allowed_origins))
     state = ServerState(config, loader=make_loader(args))
     uvicorn_config = uvicorn.Config(create_app(state), host=args.host, port=args.port, log_level="info",
                                     timeout_graceful_shutdown=5, limit_concurrency=args.max_connections,

@@ -73,7 +73,7 @@ class Service:
             if isinstance(prompt, str):
                 prompts.append(self._nonempty(self._encode(prompt, "prompt"), "prompt"))
                 continue
-            self._check_vocabulary(prompt, "prompt")
+            self.check_vocabulary(prompt, "prompt")
             prompts.append(self._nonempty(list(prompt), "prompt"))
         return prompts
 
@@ -88,7 +88,7 @@ class Service:
                 f"at least {fewest} tokens.", param)
         return self.tokenizer.encode(text)
 
-    def _check_vocabulary(self, ids: list[int], param: str) -> None:
+    def check_vocabulary(self, ids: list[int], param: str) -> None:
         bad = [t for t in ids if t >= self.model.vocab_size]
         if bad:
             raise bad_request(f"Token id {bad[0]} in `{param}` is outside the vocabulary ({self.model.vocab_size}).",
@@ -137,8 +137,8 @@ class Service:
             raise bad_request(f"`top_k` must be at most the vocabulary size {self.model.vocab_size}; got "
                               f"{params.top_k}.", "top_k")
         budgets = [self.max_tokens_for(p, params, param) for p in prompts]
-        self._check_vocabulary(params.stop_token_ids, "stop_token_ids")
-        self._check_vocabulary([t for t, _ in params.logits.logit_bias], "logit_bias")
+        self.check_vocabulary(params.stop_token_ids, "stop_token_ids")
+        self.check_vocabulary([t for t, _ in params.logits.logit_bias], "logit_bias")
         specs = [ChoiceSpec(prompt, budget, j) for prompt, budget in zip(prompts, budgets) for j in range(params.n)]
         generation = Generation(self.engine, self.tokenizer, f"{kind}-{uuid.uuid4().hex}", specs,
                                 self.sampling_for(params), stop=params.stop,

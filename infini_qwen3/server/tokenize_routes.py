@@ -1,0 +1,57 @@
+"""vLLM's /tokenize and /detokenize: the token ids the server would run for a completion prompt or a chat
+(`messages`, templated exactly as /v1/chat/completions templates them), and the text of token ids."""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from .errors import APIError, bad_request
+from .plumbing import accept_post
+from .protocol import parse_chat, parse_completion, parse_detokenize, parse_json
+from .service import Service
+from .state import ServerState
+
+
+def tokenize(service: Service, raw: bytes) -> dict:
+    body = parse_json(raw)
+    if "messages" in body:
+        request = parse_chat(body)
+        service.check_model(request.model)
+        ids = service.chat_prompt(request).ids
+    else:
+        request = parse_completion(body)
+        service.check_model(request.model)
+        if len(request.prompts) != 1:
+            raise bad_request("/tokenize takes one `prompt` (or `messages`).", "prompt")
+        ids = service.completion_prompts(request)[0]
+    return {"count": len(ids), "max_model_len": service.context_length, "tokens": ids, "token_strs": None}
+
+
+def detokenize(service: Service, raw: bytes) -> dict:
+    model, ids = parse_detokenize(parse_json(raw))
+    service.check_model(model)
+    service.check_vocabulary(ids, "tokens")
+    return {"prompt": service.tokenizer.decode(ids)}
+
+
+def _route(state: ServerState, work):
+    async def handler(request: Request) -> Response:
+        try:
+            service, raw = await accept_post(state, request)
+            result = await asyncio.get_running_loop().run_in_executor(state.prompt_workers, work, service, raw)
+        except APIError as exc:
+            return exc.response()
+        return JSONResponse(result)
+
+    return handler
+
+
+def tokenize_route(state: ServerState):
+    return _route(state, tokenize)
+
+
+def detokenize_route(state: ServerState):
+    return _route(state, detokenize)
