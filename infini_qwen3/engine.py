@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .grammar import Matcher
 from .kv_blocks import BlockPool
 from .logits import LogitsOptions, TokenLogprobs, resolve_on_host
 from .model import Qwen3Model, SamplingParams, StepRequest
@@ -54,6 +55,11 @@ class Request:
     id: str = ""
     choice_index: int = 0  # with a seed, choices of one request (n > 1) draw different random streams
     logits: LogitsOptions = LogitsOptions()  # penalties, bias, min_p, logprobs: the host logits path
+    grammar: Matcher | None = None  # structured outputs: the tokens allowed next (sampled on the host path)
+
+    @property
+    def needs_logits(self) -> bool:
+        return self.logits.needs_logits or self.grammar is not None
 
 
 @dataclass(kw_only=True, eq=False)
@@ -210,7 +216,7 @@ class Engine:
             plan = self._plan()
         requests = [seq.step_request(take, seq.request.sampling) for seq, take in plan]
         try:
-            if any(seq.request.logits.needs_logits for seq, _ in plan):
+            if any(seq.request.needs_logits for seq, _ in plan):
                 tokens, logits = self.model.infer_with_logits(requests)
                 tokens, logprobs = self._host_logits(plan, requests, tokens, logits)
             else:
@@ -234,7 +240,10 @@ class Engine:
                     finished.append(seq)
                     continue
                 reason = None
-                if token in seq.request.stop_token_ids:
+                grammar = seq.request.grammar
+                if grammar is not None and token not in seq.request.stop_token_ids:
+                    grammar.accept(token)
+                if token in seq.request.stop_token_ids or (grammar is not None and grammar.finished):
                     reason = FINISH_STOP
                 elif seq.generated >= seq.request.max_tokens or seq.past + 1 >= self.model.max_model_len:
                     reason = FINISH_LENGTH  # prompt + completion fill the context window
@@ -263,8 +272,10 @@ class Engine:
         min_p apply (with the same uniform draw the device had), and compute logprobs where asked."""
         tokens, logprobs = list(tokens), [None] * len(plan)
         for i, (seq, take) in enumerate(plan):
-            if take < len(seq.pending) or not seq.request.logits.needs_logits:
+            if take < len(seq.pending) or not seq.request.needs_logits:
                 continue  # a mid-prompt chunk samples nothing real
+            grammar = seq.request.grammar
             tokens[i], logprobs[i] = resolve_on_host(logits[i], tokens[i], seq.request.logits, seq.request.sampling,
-                                                     seq.request.prompt, seq.output, requests[i].random)
+                                                     seq.request.prompt, seq.output, requests[i].random,
+                                                     grammar.allowed() if grammar is not None else None)
         return tokens, logprobs

@@ -73,12 +73,16 @@ def apply_penalties(logits: np.ndarray, options: LogitsOptions, prompt: list[int
 
 
 def resolve_on_host(raw_logits: np.ndarray, device_token: int, options: LogitsOptions, sampling: SamplingParams,
-                    prompt: list[int], generated: list[int], random_value: float) -> tuple[int, TokenLogprobs | None]:
+                    prompt: list[int], generated: list[int], random_value: float,
+                    allowed: np.ndarray | None = None) -> tuple[int, TokenLogprobs | None]:
     """One request's token after a step of the host logits path: resampled (same uniform draw as the device)
-    where penalties, bias or min_p apply, else the device's; and its logprobs when asked for."""
+    where penalties, bias, min_p or a grammar's allowed tokens (`allowed`, a bool mask) apply, else the
+    device's; and its logprobs (of the raw logits) when asked for."""
     token = device_token
-    if options.samples_on_host:
+    if options.samples_on_host or allowed is not None:
         processed = apply_penalties(raw_logits, options, prompt, generated)
+        if allowed is not None:
+            processed[~allowed] = -np.inf
         token = sample(processed, sampling, options.min_p, random_value)
     logprobs = token_logprobs(raw_logits, token, options.logprobs) if options.logprobs is not None else None
     return token, logprobs

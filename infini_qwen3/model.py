@@ -20,6 +20,8 @@ from .weights import checkpoint_bytes, iter_tensors
 DTYPES = {"f32": _native.DTYPE_F32, "f16": _native.DTYPE_F16, "bf16": _native.DTYPE_BF16}
 DTYPE_BYTES = {"f32": 4, "f16": 2, "bf16": 2}
 KV_BLOCK_SIZE = 16  # tokens per KV block, as vLLM
+GREEDY_TEMPERATURE = 1e-5
+FLOAT32_TINY = float(np.finfo(np.float32).tiny)
 ROPE_LAYOUTS = {"auto": _native.ROPE_AUTO, "gpt_j": _native.ROPE_GPT_J, "neox": _native.ROPE_GPT_NEOX}
 
 
@@ -31,7 +33,8 @@ class SamplingParams:
 
     @property
     def greedy(self) -> bool:
-        return self.temperature == 0 or self.top_k == 1
+        """Temperatures below GREEDY_TEMPERATURE are greedy (as vLLM): dividing logits by them overflows."""
+        return self.temperature < GREEDY_TEMPERATURE or self.top_k == 1
 
 
 @dataclass
@@ -192,7 +195,8 @@ class Qwen3Model:
         params = [r.sampling or SamplingParams(temperature=0.0) for r in requests]
         temperature = (ctypes.c_float * n)(*[p.temperature for p in params])
         top_k = (ctypes.c_uint32 * n)(*[max(0, p.top_k) for p in params])
-        top_p = (ctypes.c_float * n)(*[p.top_p for p in params])
+        # A top_p below float32's smallest normal would become 0, which the native sampler refuses.
+        top_p = (ctypes.c_float * n)(*[max(p.top_p, FLOAT32_TINY) for p in params])
         random = (ctypes.c_float * n)(*[0.0 if p.greedy else r.random for p, r in zip(params, requests)])
         sampling = _native.Sampling(temperature, top_k, top_p, random)
         out = (ctypes.c_uint32 * n)()

@@ -98,3 +98,10 @@ def test_infer_with_logits_gives_the_raw_logits_and_the_same_device_token(model)
     assert tokens == model.infer(requests)
     np.testing.assert_array_equal(logits, expected_logits)
     assert tokens[1] == int(np.argmax(logits[1]))
+
+
+def test_tiny_temperature_and_top_p_draw_the_argmax(model):
+    """Values a client may send that float32 (the device's sampling parameters) cannot hold: greedy, not an error."""
+    logits = model.forward([StepRequest(PROMPT, 0, slot_blocks(model, 0))])[0]
+    for params in (SamplingParams(1e-300, 0, 1.0), SamplingParams(1.0, 0, 1e-300), SamplingParams(1e-7, 50, 0.5)):
+        assert model.infer([StepRequest(PROMPT, 0, slot_blocks(model, 0), params, 0.7)])[0] == int(np.argmax(logits))

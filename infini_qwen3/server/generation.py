@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from ..detokenizer import IncrementalDetokenizer
 from ..engine import Engine, Event, QueueFull, Request
+from ..grammar import Matcher
 from ..logits import LogitsOptions, TokenLogprobs
 from ..model import SamplingParams
 from ..tokenizer import Tokenizer
@@ -47,6 +48,7 @@ class ChoiceSpec:
     prompt: list[int]
     max_tokens: int
     seed_index: int = 0
+    grammar: Matcher | None = None  # structured outputs: this choice's own matcher
 
 
 @dataclass
@@ -104,7 +106,8 @@ class Generation:
 
             request = Request(prompt=choice.spec.prompt, max_tokens=choice.spec.max_tokens, sampling=self.sampling,
                               on_event=deliver, stop_token_ids=self.stop_token_ids, seed=self.seed,
-                              id=choice.engine_id, choice_index=choice.spec.seed_index, logits=self.logits)
+                              id=choice.engine_id, choice_index=choice.spec.seed_index, logits=self.logits,
+                              grammar=choice.spec.grammar)
             try:
                 self.engine.submit(request)
             except QueueFull as exc:

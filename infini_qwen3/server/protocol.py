@@ -38,6 +38,7 @@ class GenerationParams:
     stream: bool = False
     include_usage: bool = False
     logits: LogitsOptions = LogitsOptions()  # penalties, bias, min_p, logprobs (the host logits path)
+    response_format: dict | None = None  # the JSON schema the answer follows (structured outputs), or None
 
 
 @dataclass
@@ -162,11 +163,29 @@ def _refuse_unbuilt(body: dict) -> None:
     inactive = {
         "functions": lambda v: not v,  # the pre-tools API
         "suffix": lambda v: not v,
-        "response_format": lambda v: v is None or (isinstance(v, dict) and v.get("type") == "text"),
     }
     for name, is_inactive in inactive.items():
         if not is_inactive(body.get(name)):
             raise bad_request(f"`{name}` is not supported by this server.", name)
+
+
+def _response_format(body: dict) -> dict | None:
+    """The JSON schema the answer must follow (json_object: any object), or None for free text."""
+    value = body.get("response_format")
+    if value is None:
+        return None
+    kind = value.get("type") if isinstance(value, dict) else None
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return {"type": "object"}
+    if kind == "json_schema":
+        spec = value.get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        if not isinstance(schema, dict):
+            raise bad_request("`response_format.json_schema.schema` must be a JSON Schema object.", "response_format")
+        return schema
+    raise bad_request("`response_format.type` must be \"text\", \"json_object\" or \"json_schema\".", "response_format")
 
 
 def _logit_bias(body: dict) -> tuple[tuple[int, float], ...]:
@@ -241,6 +260,7 @@ def _generation_params(body: dict, chat: bool) -> GenerationParams:
         stream=stream,
         include_usage=include_usage,
         logits=_logits_options(body, chat),
+        response_format=_response_format(body),
     )
 
 

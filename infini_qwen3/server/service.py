@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from dataclasses import dataclass
 
 from ..engine import Engine
+from ..grammar import GrammarError, Grammars, json_schema_grammar
 from ..model import Qwen3Model, SamplingParams
 from ..tokenizer import TemplateError
 from .chat_output import ChatOutput, reasoning_state_after
@@ -43,6 +45,8 @@ class Service:
         _ = self.tokenizer.max_token_bytes  # computed once here (at load), not in the first request
         self.context_length = model.max_model_len
         self.eos_token_ids = frozenset(model.defaults.eos_token_ids)
+        self._grammars: Grammars | None = None
+        self._grammars_lock = threading.Lock()
 
     def check_model(self, name: str | None) -> None:
         if name is not None and name != self.info.served_name:
@@ -53,6 +57,8 @@ class Service:
         """The templated prompt. tool_choice "required" or a named function starts the answer with the tool-call
         opening (thinking off), so the model continues a call; this steers, it does not constrain decoding."""
         kwargs = {"enable_thinking": self.info.enable_thinking, **request.template_kwargs}
+        if request.params.response_format is not None:
+            kwargs["enable_thinking"] = False  # the constraint applies from the first token (no reasoning block)
         tools = request.tools if request.tool_choice != "none" else None
         prefix = ""
         if request.tool_choice == "required":
@@ -87,6 +93,25 @@ class Service:
                 f"This model's maximum context length is {self.context_length} tokens; the prompt has {size} bytes, "
                 f"at least {fewest} tokens.", param)
         return self.tokenizer.encode(text)
+
+    def grammars(self) -> Grammars:
+        """llguidance's view of the tokenizer, built on the first constrained request (about 2 s), then kept."""
+        with self._grammars_lock:
+            if self._grammars is None:
+                self._grammars = Grammars(self.tokenizer.fast.to_str(), self.model.vocab_size,
+                                          tuple(sorted(self.eos_token_ids)))
+            return self._grammars
+
+    def _grammar(self, schema: dict | None) -> str | None:
+        """The compiled grammar of a response_format schema; a schema llguidance refuses is a 400 naming why."""
+        if schema is None:
+            return None
+        try:
+            grammar = json_schema_grammar(schema)
+            self.grammars().matcher(grammar)  # compiles it: errors surface here, not mid-stream
+        except (GrammarError, ValueError) as exc:
+            raise bad_request(f"`response_format` cannot be used: {exc}", "response_format") from None
+        return grammar
 
     def check_vocabulary(self, ids: list[int], param: str) -> None:
         bad = [t for t in ids if t >= self.model.vocab_size]
@@ -139,7 +164,9 @@ class Service:
         budgets = [self.max_tokens_for(p, params, param) for p in prompts]
         self.check_vocabulary(params.stop_token_ids, "stop_token_ids")
         self.check_vocabulary([t for t, _ in params.logits.logit_bias], "logit_bias")
-        specs = [ChoiceSpec(prompt, budget, j) for prompt, budget in zip(prompts, budgets) for j in range(params.n)]
+        grammar = self._grammar(params.response_format)
+        specs = [ChoiceSpec(prompt, budget, j, grammar and self.grammars().matcher(grammar))
+                 for prompt, budget in zip(prompts, budgets) for j in range(params.n)]
         generation = Generation(self.engine, self.tokenizer, f"{kind}-{uuid.uuid4().hex}", specs,
                                 self.sampling_for(params), stop=params.stop,
                                 stop_token_ids=self.eos_token_ids | frozenset(params.stop_token_ids),
