@@ -195,8 +195,8 @@ class Qwen3Model:
         params = [r.sampling or SamplingParams(temperature=0.0) for r in requests]
         temperature = (ctypes.c_float * n)(*[p.temperature for p in params])
         top_k = (ctypes.c_uint32 * n)(*[max(0, p.top_k) for p in params])
-        # A top_p below float32's smallest normal would become 0, which the native sampler refuses.
-        top_p = (ctypes.c_float * n)(*[max(p.top_p, FLOAT32_TINY) for p in params])
+        # A positive top_p below float32's smallest normal would become 0, which the native sampler refuses.
+        top_p = (ctypes.c_float * n)(*[max(p.top_p, FLOAT32_TINY) if p.top_p > 0 else p.top_p for p in params])
         random = (ctypes.c_float * n)(*[0.0 if p.greedy else r.random for p, r in zip(params, requests)])
         sampling = _native.Sampling(temperature, top_k, top_p, random)
         out = (ctypes.c_uint32 * n)()
