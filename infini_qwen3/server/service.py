@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 
 from ..engine import Engine
-from ..grammar import GrammarError, Grammars, json_schema_grammar
+from ..grammar import GrammarError, Grammars, Matcher, json_schema_grammar
 from ..model import Qwen3Model, SamplingParams
 from ..tokenizer import TemplateError
 from .chat_output import ChatOutput, reasoning_state_after
@@ -102,16 +102,16 @@ class Service:
                                           tuple(sorted(self.eos_token_ids)))
             return self._grammars
 
-    def _grammar(self, schema: dict | None) -> str | None:
-        """The compiled grammar of a response_format schema; a schema llguidance refuses is a 400 naming why."""
+    def _matchers(self, schema: dict | None, count: int) -> list[Matcher | None]:
+        """One matcher per choice for a response_format schema (None each without one); a schema llguidance
+        refuses is a 400 naming why, before anything runs."""
         if schema is None:
-            return None
+            return [None] * count
         try:
             grammar = json_schema_grammar(schema)
-            self.grammars().matcher(grammar)  # compiles it: errors surface here, not mid-stream
+            return [self.grammars().matcher(grammar) for _ in range(count)]
         except (GrammarError, ValueError) as exc:
             raise bad_request(f"`response_format` cannot be used: {exc}", "response_format") from None
-        return grammar
 
     def check_vocabulary(self, ids: list[int], param: str) -> None:
         bad = [t for t in ids if t >= self.model.vocab_size]
@@ -164,8 +164,8 @@ class Service:
         budgets = [self.max_tokens_for(p, params, param) for p in prompts]
         self.check_vocabulary(params.stop_token_ids, "stop_token_ids")
         self.check_vocabulary([t for t, _ in params.logits.logit_bias], "logit_bias")
-        grammar = self._grammar(params.response_format)
-        specs = [ChoiceSpec(prompt, budget, j, grammar and self.grammars().matcher(grammar))
+        matchers = iter(self._matchers(params.response_format, len(prompts) * params.n))
+        specs = [ChoiceSpec(prompt, budget, j, next(matchers))
                  for prompt, budget in zip(prompts, budgets) for j in range(params.n)]
         generation = Generation(self.engine, self.tokenizer, f"{kind}-{uuid.uuid4().hex}", specs,
                                 self.sampling_for(params), stop=params.stop,
