@@ -141,10 +141,11 @@ class Engine:
             self._step()
 
     def _drop_cancelled(self) -> None:
-        for seq in [*self._running, *self._preempted]:
+        held = [*self._running, *self._preempted]
+        for seq in held:
             if seq.request.id in self._cancelled:
                 seq.cancelled = True
-        self._release([s for s in [*self._running, *self._preempted] if s.cancelled])
+        self._release([s for s in held if s.cancelled])
         self._cancelled = {i for i in self._cancelled if any(r.id == i for r in self._waiting)}
 
     def _admit(self) -> None:
