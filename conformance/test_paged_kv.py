@@ -28,8 +28,7 @@ def paged_server(tmp_path_factory, server):  # after `server`: the demo checkpoi
 def test_full_context_with_kv_memory_set_by_the_option(paged_server):
     assert metric(paged_server.base_url, "kv_blocks_total") == KV_MEMORY // BLOCK_BYTES
     assert metric(paged_server.base_url, "kv_blocks_used") == 0
-    # 64 requests x 40960 tokens as fixed slots would be 64 x 20 MiB: far beyond the 48 MiB pool.
-    assert 64 * 40960 * BLOCK_BYTES // 16 > 20 * KV_MEMORY
+    # (64 requests x 40960 tokens as fixed slots would have been 64 x 20 MiB, far beyond this 48 MiB pool.)
 
 
 def test_a_16000_token_prompt_streams(paged_server):
