@@ -11,6 +11,10 @@ from harness.fixtures.scripted import REASONING_TEXT, TOOL
 MODEL = "scripted"
 ASK = [{"role": "user", "content": "What will the weather be?"}]
 CALL_TEXT = '<tool_call>{"name":"get_weather","arguments":{"days":3}}</tool_call>'
+# The tool with a closed schema: under a constraint, greedy decoding of the scripted model's all-equal logits takes
+# the lowest token ids, which in an open object would be an endless property name of "!".
+CLOSED_TOOL = {"type": "function", "function": {**TOOL["function"], "parameters": {
+    "type": "object", "properties": {"days": {"type": "integer"}}, "required": ["days"], "additionalProperties": False}}}
 
 
 def collect_stream(stream):
@@ -94,12 +98,38 @@ def test_history_with_tool_calls_and_tool_results_renders(scripted):
     assert r.choices[0].finish_reason == "tool_calls" and r.usage.prompt_tokens > 100
 
 
-def test_named_tool_choice_steers_and_a_broken_call_stays_content(scripted):
-    """A named tool_choice starts the answer with the call's opening. The scripted model does not know how to go
-    on from there (all its logits are 0), so the call never closes: it is returned as content, not a 500, not a
-    tool call. Greedy: with sampling, a draw among the tied tokens could land on a script token and close it."""
-    r = scripted.chat.completions.create(model=MODEL, messages=ASK, tools=[TOOL], max_tokens=4, temperature=0,
+def test_named_tool_choice_is_a_valid_call_after_the_reasoning(scripted):
+    """A named tool_choice constrains the answer to one call of that function, after the reasoning block. The
+    scripted model thinks, then wants to write "Answer" and a call in its own compact format; the grammar allows
+    neither, so the call is built from what the grammar allows (greedy over all-equal logits: the lowest ids).
+    Whatever the model wants, the arguments parse and follow the schema."""
+    r = scripted.chat.completions.create(model=MODEL, messages=ASK, tools=[CLOSED_TOOL], max_tokens=40,
+                                         temperature=0,
                                          tool_choice={"type": "function", "function": {"name": "get_weather"}})
-    message = r.choices[0].message
-    assert message.tool_calls is None and r.choices[0].finish_reason == "length"
-    assert message.content.startswith('<tool_call>\n{"name": "get_weather", "arguments": ')
+    choice = r.choices[0]
+    assert choice.message.model_extra["reasoning_content"] == REASONING_TEXT
+    assert choice.finish_reason == "tool_calls" and not choice.message.content
+    (call,) = choice.message.tool_calls
+    arguments = json.loads(call.function.arguments)
+    assert call.function.name == "get_weather" and set(arguments) == {"days"} and isinstance(arguments["days"], int)
+
+
+def test_required_tool_choice_without_thinking_starts_with_the_call(scripted):
+    r = scripted.chat.completions.create(model=MODEL, messages=ASK, tools=[CLOSED_TOOL], max_tokens=40,
+                                         temperature=0, tool_choice="required",
+                                         extra_body={"chat_template_kwargs": {"enable_thinking": False}})
+    choice = r.choices[0]
+    assert choice.finish_reason == "tool_calls" and not choice.message.content
+    assert [c.function.name for c in choice.message.tool_calls] == ["get_weather"]
+
+
+def test_a_strict_tool_under_auto_keeps_the_text_and_constrains_the_call(scripted):
+    """strict: true under tool_choice auto: the scripted "Answer" stays content; its compact call is not
+    Qwen3's format, so the grammar rewrites it into a valid call."""
+    strict = {**CLOSED_TOOL, "function": {**CLOSED_TOOL["function"], "strict": True}}
+    stream = scripted.chat.completions.create(model=MODEL, messages=ASK, tools=[strict], max_tokens=60,
+                                              temperature=0, stream=True)
+    reasoning, content, calls, finish = collect_stream(stream)
+    assert (reasoning, content, finish) == (REASONING_TEXT, "Answer", "tool_calls")
+    (call,) = calls
+    assert call["name"] == "get_weather" and set(json.loads(call["arguments"])) == {"days"}

@@ -6,7 +6,9 @@ prompt chunks (oldest request first), so a long prompt delays running streams by
 take KV blocks from one shared pool as their tokens enter the cache. When the pool runs out, the newest
 running request gives its blocks back and waits to be recomputed (vLLM's preemption by recomputation): its
 stream only pauses, and a seeded request still produces the tokens it would have produced unpressured.
-Results are delivered through a callback per request (the server wraps it into an asyncio queue)."""
+Results are delivered through a callback per request (the server wraps it into an asyncio queue). What a token
+means for its request's output, and whether it ends the request, is decided by the request's output processor
+(output.py), called here as each token is sampled: one place decides how a choice ends."""
 
 from __future__ import annotations
 
@@ -16,15 +18,13 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .grammar import Matcher
 from .kv_blocks import BlockPool
 from .logits import LogitsOptions, TokenLogprobs, resolve_on_host
 from .model import Qwen3Model, SamplingParams, StepRequest
+from .output import ChoiceOutput, OutputPiece, TokenOutput
 from .sequence import Sequence, request_rng
 
 log = logging.getLogger(__name__)
-
-FINISH_STOP, FINISH_LENGTH = "stop", "length"
 
 
 class QueueFull(RuntimeError):
@@ -42,6 +42,7 @@ class Event:
     finish_reason: str | None = None
     message: str | None = None
     logprobs: TokenLogprobs | None = None  # with a token, when the request asked for logprobs
+    piece: OutputPiece | None = None  # with a token: what it adds to the output, and whether it ends it
 
 
 @dataclass
@@ -50,16 +51,16 @@ class Request:
     max_tokens: int
     sampling: SamplingParams
     on_event: Callable[[Event], None]
-    stop_token_ids: frozenset[int] = frozenset()
+    output: ChoiceOutput | TokenOutput = field(default_factory=TokenOutput)  # decides the output and its end
     seed: int | None = None
     id: str = ""
     choice_index: int = 0  # with a seed, choices of one request (n > 1) draw different random streams
     logits: LogitsOptions = LogitsOptions()  # penalties, bias, min_p, logprobs: the host logits path
-    grammar: Matcher | None = None  # structured outputs: the tokens allowed next (sampled on the host path)
 
     @property
     def needs_logits(self) -> bool:
-        return self.logits.needs_logits or self.grammar is not None
+        """The host logits path: for penalties, bias, min_p, logprobs, or a grammar's mask (structured outputs)."""
+        return self.logits.needs_logits or self.output.grammar is not None
 
 
 @dataclass(kw_only=True, eq=False)
@@ -237,23 +238,27 @@ class Engine:
                 if not seq.advance(take, token):
                     continue  # mid-prompt chunk: no token yet
                 seq.output.append(token)
-                if not self._deliver(seq, Event("token", token=token, logprobs=token_lp)):
+                piece = self._output(seq, token, token_lp)
+                if piece is None or not self._deliver(seq, Event("token", token=token, logprobs=token_lp,
+                                                                 piece=piece)):
                     finished.append(seq)
-                    continue
-                reason = None
-                grammar = seq.request.grammar
-                if grammar is not None and token not in seq.request.stop_token_ids:
-                    grammar.accept(token)
-                if token in seq.request.stop_token_ids or (grammar is not None and grammar.finished):
-                    reason = FINISH_STOP
-                elif seq.generated >= seq.request.max_tokens or seq.past + 1 >= self.model.max_model_len:
-                    reason = FINISH_LENGTH  # prompt + completion fill the context window
-                if reason:
-                    self._deliver(seq, Event("finish", finish_reason=reason))
+                elif piece.finish_reason:
+                    self._deliver(seq, Event("finish", finish_reason=piece.finish_reason))
                     finished.append(seq)
                 else:
                     seq.continue_with(token)
             self._release(finished)
+
+    def _output(self, seq: _Running, token: int, token_lp: TokenLogprobs | None) -> OutputPiece | None:
+        """The request's output processor decides what the token adds and whether the request ends; if it fails
+        (a bug in a parser, say), that request ends with an error and the others go on."""
+        at_limit = seq.generated >= seq.request.max_tokens or seq.past + 1 >= self.model.max_model_len
+        try:
+            return seq.request.output.push(token, token_lp, at_limit)
+        except Exception as exc:
+            log.exception("request %s: its output processor failed", seq.request.id)
+            self._deliver(seq, Event("error", message=f"output processing failed: {exc}"))
+            return None
 
     @staticmethod
     def _deliver(seq: _Running, event: Event) -> bool:
@@ -275,7 +280,7 @@ class Engine:
         for i, (seq, take) in enumerate(plan):
             if take < len(seq.pending) or not seq.request.needs_logits:
                 continue  # a mid-prompt chunk samples nothing real
-            grammar = seq.request.grammar
+            grammar = seq.request.output.grammar
             tokens[i], logprobs[i] = resolve_on_host(logits[i], tokens[i], seq.request.logits, seq.request.sampling,
                                                      seq.request.prompt, seq.output, requests[i].random,
                                                      grammar.allowed() if grammar is not None else None)

@@ -1,25 +1,15 @@
-"""Structured outputs: decoding constrained to a JSON schema with llguidance (a grammar engine from PyPI that
-needs no torch). llguidance sees the model's tokenizer once (about 2 s for Qwen3's 151,936 tokens); each
-constrained choice gets a matcher that yields the allowed next tokens (about 3 ms a step here) and advances with
-every sampled token. The engine applies the mask on its host logits path."""
+"""Structured outputs at run time: llguidance (a grammar engine from PyPI that needs no torch) sees the model's
+tokenizer once (about 2 s for Qwen3's 151,936 tokens); each constrained choice gets a matcher that yields the
+allowed next tokens and advances with every sampled token. The engine applies the mask on its host logits path;
+constraints.py says what the grammars are."""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 
 
 class GrammarError(ValueError):
     """The schema cannot be compiled (a feature llguidance does not support, or an invalid schema)."""
-
-
-def json_schema_grammar(schema: dict) -> str:
-    """The llguidance grammar of a JSON schema, compact (no free whitespace between tokens)."""
-    import llguidance
-
-    schema = {**schema, "x-guidance": {**schema.get("x-guidance", {}), "whitespace_flexible": False}}
-    return llguidance.grammar_from("json_schema", json.dumps(schema))
 
 
 class Matcher:
@@ -37,6 +27,10 @@ class Matcher:
         self._fill(self._matcher, self._bitmask, 0)
         bits = np.unpackbits(self._bitmask[0].view(np.uint8), bitorder="little")
         return bits[: self._vocab_size].astype(bool)
+
+    def copy(self) -> "Matcher":
+        """A matcher of the same grammar in the same state (one compilation for n choices)."""
+        return Matcher(self._matcher.deep_copy(), self._vocab_size)
 
     def accept(self, token: int) -> None:
         self._matcher.consume_token(token)

@@ -8,7 +8,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from infini_qwen3.server.chat_output import (
+from infini_qwen3.chat_output import (
     CONTENT,
     DETECT,
     REASONING,

@@ -13,6 +13,7 @@ from harness.fixtures.device import TEST_DEVICE
 from infini_qwen3.engine import ContextTooLong, Engine, Event, QueueFull, Request
 from infini_qwen3.generation import generate
 from infini_qwen3.model import Qwen3Model, SamplingParams
+from infini_qwen3.output import TokenOutput
 
 GREEDY = SamplingParams(temperature=0.0)
 
@@ -84,7 +85,7 @@ def test_stop_token_finishes_with_stop(checkpoint_dir):
     model, engine = run_engine(checkpoint_dir)
     try:
         c = Collector()
-        engine.submit(Request(prompts(1)[0], 6, GREEDY, c, stop_token_ids=frozenset({expected[2]}), id="s"))
+        engine.submit(Request(prompts(1)[0], 6, GREEDY, c, output=TokenOutput(frozenset({expected[2]})), id="s"))
         assert c.done.wait(60)
     finally:
         engine.shutdown()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from infini_qwen3.server.stop import StopFilter
+from infini_qwen3.stop import StopFilter
 
 alphabet = st.sampled_from(list("ab你好🙂\n"))
 texts = st.text(alphabet=alphabet, max_size=30)

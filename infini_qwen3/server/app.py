@@ -19,8 +19,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 
 from .. import __version__
+from ..output import OutputPiece
 from . import errors
-from .chat_output import ChatOutput, ChatPiece
 from .connections import QuietRepeats
 from .errors import APIError
 from .generation import Generation, GenerationFailed
@@ -57,7 +57,6 @@ class Job:
     stream: bool
     include_usage: bool
     echo_texts: list[str] | None  # completions with echo: the prompt text of each choice
-    outputs: list[ChatOutput] | None = None  # chat: each choice's reasoning / tool-call parser
     reasoning: bool = False  # chat messages carry reasoning_content
     logprobs: LogprobFormat | None = None  # set when the request asked for logprobs
     created: int = field(default_factory=lambda: int(time.time()))
@@ -72,34 +71,25 @@ class Job:
             return self.logprobs.chat(entries), offset
         return self.logprobs.completion(entries, offset)
 
-    def finish_reason(self, index: int, reason: str) -> str:
-        """A chat choice that called tools and ended by itself finishes with "tool_calls", as OpenAI's do."""
-        if self.outputs is not None and reason == "stop" and self.outputs[index].called_tools:
-            return "tool_calls"
-        return reason
-
 
 def prepare_job(service: Service, raw: bytes, chat: bool) -> Job:
     """Everything a request needs before its generation starts: parsing, templating, tokenizing, checks. Long
     for a large body, so it runs in a worker thread, off the event loop that streams everyone's tokens."""
     body = parse_json(raw)
-    outputs = None
     if chat:
         request = parse_chat(body)
         service.check_model(request.model)
         prompt = service.chat_prompt(request)
         prompts, param, echo = [prompt.ids], "messages", None
-        parse_tools = request.tools is not None and request.tool_choice != "none"
-        outputs = [prompt.output(parse_tools) for _ in range(request.params.n)]
     else:
         request = parse_completion(body)
         service.check_model(request.model)
-        prompts, param = service.completion_prompts(request), "prompt"
+        prompt, prompts, param = None, service.completion_prompts(request), "prompt"
         echo = ([service.tokenizer.decode(p) for p in prompts for _ in range(request.params.n)]
                 if request.echo else None)
     params = request.params
-    generation = service.generation("chatcmpl" if chat else "cmpl", prompts, params, param)
-    return Job(generation, chat, service.info.served_name, params.stream, params.include_usage, echo, outputs,
+    generation = service.generation("chatcmpl" if chat else "cmpl", prompts, params, param, chat=prompt)
+    return Job(generation, chat, service.info.served_name, params.stream, params.include_usage, echo,
                reasoning=chat and service.info.reasoning_parser is not None,
                logprobs=LogprobFormat(service.tokenizer) if params.logits.logprobs is not None else None)
 
@@ -119,25 +109,29 @@ def finish_log(state: ServerState, job: Job, outcome: str) -> None:
              generation.prompt_tokens, completion, ttft, rate, reasons, outcome)
 
 
-class StreamLogprobs:
-    """Logprobs of a stream's tokens ride on the next chunk sent for their choice, so none is lost when text
-    is held back (split characters, stop strings, tags)."""
+class ChunkRenderer:
+    """A stream's chunks for each piece of output: chat deltas (reasoning, content, tool calls) or completion
+    text, then the finish chunk; the piece's logprobs ride on its first chunk."""
 
     def __init__(self, job: Job):
         self.job = job
-        self.carry: list[list] = [[] for _ in job.generation.choices]
-        self.offsets = [job.text_start(i) for i in range(len(self.carry))]
+        self.maker = ChunkMaker(job.generation.request_id, job.created, job.model, job.chat, job.include_usage)
+        choices = len(job.generation.choices)
+        self.calls_sent = [0] * choices  # tool calls streamed so far: the next call's index
+        self.offsets = [job.text_start(i) for i in range(choices)]  # completions: the next text_offset
 
-    def add(self, index: int, entries: list) -> None:
-        self.carry[index] += entries
-
-    def attach(self, index: int, chunk: dict) -> dict:
-        if self.job.logprobs is None or not self.carry[index]:
-            return chunk
-        entries, self.carry[index] = self.carry[index], []
-        value, self.offsets[index] = self.job.format_logprobs(entries, self.offsets[index])
-        chunk["choices"][0]["logprobs"] = value
-        return chunk
+    def chunks(self, index: int, piece: OutputPiece) -> list[dict]:
+        if self.job.chat:
+            chunks = self.maker.chat_piece(index, piece, self.calls_sent[index])
+            self.calls_sent[index] += len(piece.tool_calls)
+        else:
+            chunks = [self.maker.choice(index, piece.content)] if piece.content else []
+        if piece.finish_reason:
+            chunks.append(self.maker.choice(index, finish_reason=piece.finish_reason))
+        if self.job.logprobs is not None and piece.logprobs and chunks:
+            value, self.offsets[index] = self.job.format_logprobs(piece.logprobs, self.offsets[index])
+            chunks[0]["choices"][0]["logprobs"] = value
+        return chunks
 
 
 def failure(exc: GenerationFailed) -> APIError:
@@ -145,8 +139,8 @@ def failure(exc: GenerationFailed) -> APIError:
 
 
 async def stream_job(state: ServerState, job: Job):
-    maker = ChunkMaker(job.generation.request_id, job.created, job.model, job.chat, job.include_usage)
-    logprobs = StreamLogprobs(job)
+    renderer = ChunkRenderer(job)
+    maker = renderer.maker
     outcome = "cancelled"  # until the stream ends on its own (a client that leaves cancels this generator)
     try:
         for index in range(len(job.generation.choices)):
@@ -154,22 +148,10 @@ async def stream_job(state: ServerState, job: Job):
                 yield sse(maker.choice(index, role=True))
             elif job.echo_texts is not None:
                 yield sse(maker.choice(index, job.echo_texts[index]))
-        calls_sent = [0] * len(job.generation.choices)
         try:
             async for delta in job.generation.deltas():
-                i = delta.index
-                logprobs.add(i, delta.logprobs)
-                if job.outputs is None:
-                    if delta.text:
-                        yield sse(logprobs.attach(i, maker.choice(i, delta.text)))
-                else:
-                    for piece in job.outputs[i].feed(delta.text, final=bool(delta.finish_reason)):
-                        for chunk in maker.chat_piece(i, piece, calls_sent[i]):
-                            yield sse(logprobs.attach(i, chunk))
-                        calls_sent[i] += len(piece.tool_calls)
-                if delta.finish_reason:
-                    reason = job.finish_reason(i, delta.finish_reason)
-                    yield sse(logprobs.attach(i, maker.choice(i, finish_reason=reason)))
+                for chunk in renderer.chunks(delta.index, delta.piece):
+                    yield sse(chunk)
             if job.include_usage:
                 yield sse(maker.usage_chunk(job.generation.prompt_tokens, job.generation.completion_tokens))
             outcome = "ok"
@@ -185,23 +167,17 @@ async def stream_job(state: ServerState, job: Job):
 
 
 async def collect_job(state: ServerState, job: Job, request: Request) -> Response:
-    texts = [job.echo_texts[i] if job.echo_texts else "" for i in range(len(job.generation.choices))]
-    reasons = [""] * len(texts)
-    pieces = [ChatPiece() for _ in texts]
-    entries: list[list] = [[] for _ in texts]
+    count = len(job.generation.choices)
+    wholes = [OutputPiece(content=job.echo_texts[i] if job.echo_texts else "") for i in range(count)]
 
     async def collect():
         async for delta in job.generation.deltas():
-            texts[delta.index] += delta.text
-            entries[delta.index] += delta.logprobs
-            if job.outputs is not None:
-                whole = pieces[delta.index]
-                for piece in job.outputs[delta.index].feed(delta.text, final=bool(delta.finish_reason)):
-                    whole.reasoning += piece.reasoning
-                    whole.content += piece.content
-                    whole.tool_calls += piece.tool_calls
-            if delta.finish_reason:
-                reasons[delta.index] = job.finish_reason(delta.index, delta.finish_reason)
+            whole, piece = wholes[delta.index], delta.piece
+            whole.reasoning += piece.reasoning
+            whole.content += piece.content
+            whole.tool_calls += piece.tool_calls
+            whole.logprobs += piece.logprobs
+            whole.finish_reason = piece.finish_reason or whole.finish_reason
 
     work = asyncio.ensure_future(collect())
     watcher = asyncio.ensure_future(until_disconnect(request, work))
@@ -221,13 +197,13 @@ async def collect_job(state: ServerState, job: Job, request: Request) -> Respons
         state.live.discard(job.generation)
         finish_log(state, job, outcome)
     generation = job.generation
-    outputs = ([chat_message(p.content, p.reasoning if job.reasoning else None, p.tool_calls) for p in pieces]
-               if job.chat else texts)
-    body = completion_body(generation.request_id, job.created, job.model, job.chat, outputs, reasons,
-                           generation.prompt_tokens, generation.completion_tokens)
+    outputs = ([chat_message(p.content, p.reasoning if job.reasoning else None, p.tool_calls) for p in wholes]
+               if job.chat else [p.content for p in wholes])
+    body = completion_body(generation.request_id, job.created, job.model, job.chat, outputs,
+                           [p.finish_reason for p in wholes], generation.prompt_tokens, generation.completion_tokens)
     if job.logprobs is not None:
         for i, choice in enumerate(body["choices"]):
-            choice["logprobs"], _ = job.format_logprobs(entries[i], job.text_start(i))
+            choice["logprobs"], _ = job.format_logprobs(wholes[i].logprobs, job.text_start(i))
     return JSONResponse(body)
 
 

@@ -1,9 +1,10 @@
 """One API request's choices running on the engine, as an asyncio stream of text deltas.
 
 The engine calls back from its scheduler thread; events are handed to the event loop with
-call_soon_threadsafe, so the loop never blocks on the engine. Each choice has its own incremental
-detokenizer (no U+FFFD for a split character) and stop-string filter (nothing of a stop string leaks).
-Leaving the stream early (client gone, stop string) cancels the engine requests, which frees their KV slots."""
+call_soon_threadsafe, so the loop never blocks on the engine. What each token means for its choice (text,
+reasoning, tool calls, logprobs) and when the choice ends are decided by the choice's output processor next to
+the scheduler (infini_qwen3/output.py); here they only travel to the HTTP layer. Leaving the stream early
+(client gone) cancels the engine requests, which frees their KV blocks."""
 
 from __future__ import annotations
 
@@ -12,14 +13,11 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from ..detokenizer import IncrementalDetokenizer
 from ..engine import Engine, Event, QueueFull, Request
-from ..grammar import Matcher
-from ..logits import LogitsOptions, TokenLogprobs
+from ..logits import LogitsOptions
 from ..model import SamplingParams
-from ..tokenizer import Tokenizer
+from ..output import ChoiceOutput, OutputPiece
 from .errors import server_busy
-from .stop import StopFilter
 
 
 class GenerationFailed(RuntimeError):
@@ -36,30 +34,28 @@ SHUTDOWN = "shutdown"  # an event kind of the server's own: the generation was s
 @dataclass
 class ChoiceDelta:
     index: int
-    text: str = ""
-    finish_reason: str | None = None
-    logprobs: list[TokenLogprobs] = field(default_factory=list)  # of the tokens since the choice's last delta
+    piece: OutputPiece  # its finish_reason is set on the choice's last delta
 
 
 @dataclass
 class ChoiceSpec:
-    """What one choice generates from: its prompt, budget and the seed stream index."""
+    """What one choice generates from: its prompt, budget, the seed stream index, and its output processor."""
 
     prompt: list[int]
     max_tokens: int
+    output: ChoiceOutput
     seed_index: int = 0
-    grammar: Matcher | None = None  # structured outputs: this choice's own matcher
 
 
 @dataclass
 class _Choice:
     spec: ChoiceSpec
     engine_id: str
-    detokenizer: IncrementalDetokenizer
-    stop: StopFilter
     tokens: int = 0
-    finish_reason: str | None = None
-    pending_logprobs: list[TokenLogprobs] = field(default_factory=list)
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self.spec.output.finish_reason
 
 
 @dataclass
@@ -74,13 +70,11 @@ class Timing:
 
 
 class Generation:
-    def __init__(self, engine: Engine, tokenizer: Tokenizer, request_id: str, specs: list[ChoiceSpec],
-                 sampling: SamplingParams, *, stop: list[str], stop_token_ids: frozenset[int], seed: int | None,
-                 logits: LogitsOptions = LogitsOptions()):
+    def __init__(self, engine: Engine, request_id: str, specs: list[ChoiceSpec], sampling: SamplingParams, *,
+                 seed: int | None, logits: LogitsOptions = LogitsOptions()):
         self.engine, self.request_id, self.logits = engine, request_id, logits
-        self.sampling, self.stop_token_ids, self.seed = sampling, stop_token_ids, seed
-        self.choices = [_Choice(spec, f"{request_id}-{i}", IncrementalDetokenizer(tokenizer), StopFilter(stop))
-                        for i, spec in enumerate(specs)]
+        self.sampling, self.seed = sampling, seed
+        self.choices = [_Choice(spec, f"{request_id}-{i}") for i, spec in enumerate(specs)]
         self.timing = Timing()
         self._queue: asyncio.Queue[tuple[int, Event]] = asyncio.Queue()
         self._open: set[int] = set()
@@ -105,9 +99,8 @@ class Generation:
                 loop.call_soon_threadsafe(self._queue.put_nowait, (index, event))
 
             request = Request(prompt=choice.spec.prompt, max_tokens=choice.spec.max_tokens, sampling=self.sampling,
-                              on_event=deliver, stop_token_ids=self.stop_token_ids, seed=self.seed,
-                              id=choice.engine_id, choice_index=choice.spec.seed_index, logits=self.logits,
-                              grammar=choice.spec.grammar)
+                              on_event=deliver, output=choice.spec.output, seed=self.seed,
+                              id=choice.engine_id, choice_index=choice.spec.seed_index, logits=self.logits)
             try:
                 self.engine.submit(request)
             except QueueFull as exc:
@@ -126,13 +119,13 @@ class Generation:
         self._open.clear()
 
     async def deltas(self) -> AsyncIterator[ChoiceDelta]:
-        """Text deltas of all choices, interleaved as the engine produces them; each choice ends with one delta
-        carrying its finish reason. Cancels what is still running if the consumer stops early."""
+        """The pieces of all choices, interleaved as the engine produces them; each choice's last piece carries
+        its finish reason. Cancels what is still running if the consumer stops early."""
         try:
             while self._open:
                 index, event = await self._queue.get()
                 if index not in self._open:
-                    continue  # late events of a choice already finished by a stop string
+                    continue  # the engine's finish event after the piece that ended the choice
                 delta = self._on_event(index, event)
                 if delta is not None:
                     yield delta
@@ -140,42 +133,21 @@ class Generation:
             self.cancel()
 
     def _on_event(self, index: int, event: Event) -> ChoiceDelta | None:
-        choice = self.choices[index]
         if event.kind == "error":
             self.cancel()
             raise GenerationFailed(event.message or "inference failed")
         if event.kind == SHUTDOWN:
             self.cancel()
             raise GenerationFailed(event.message or "the server is shutting down", status=503)
-        if event.kind == "token":
-            now = time.monotonic()
-            self.timing.first_token = self.timing.first_token or now
-            self.timing.last_token = now
-            choice.tokens += 1
-            if event.token in self.stop_token_ids:
-                return None  # EOS / stop token ids end the text; the finish event follows
-            if event.logprobs is not None and not choice.stop.stopped:
-                choice.pending_logprobs.append(event.logprobs)
-            text = choice.stop.push(choice.detokenizer.push(event.token))
-            if choice.stop.stopped:
-                return self._finish(index, text, "stop")
-            return self._delta(index, text) if text else None
-        tail = choice.stop.push(choice.detokenizer.flush())
-        if choice.stop.stopped:
-            return self._finish(index, tail, "stop")
-        return self._finish(index, tail + choice.stop.flush(), event.finish_reason)
-
-    def _finish(self, index: int, text: str, reason: str) -> ChoiceDelta:
-        choice = self.choices[index]
-        choice.finish_reason = reason
-        if index in self._open:
+        if event.kind != "token":
+            return None  # "finish": the token's piece already said so
+        now = time.monotonic()
+        self.timing.first_token = self.timing.first_token or now
+        self.timing.last_token = now
+        self.choices[index].tokens += 1
+        piece = event.piece
+        if piece.finish_reason:
             self._open.discard(index)
-            self.engine.cancel(choice.engine_id)  # a stop string ends it before the engine would
-        return self._delta(index, text, reason)
-
-    def _delta(self, index: int, text: str, reason: str | None = None) -> ChoiceDelta:
-        """A delta carries the logprobs of every token since the choice's previous delta (text held back by the
-        detokenizer or a stop string does not lose them)."""
-        choice = self.choices[index]
-        logprobs, choice.pending_logprobs = choice.pending_logprobs, []
-        return ChoiceDelta(index, text, reason, logprobs)
+        elif not piece.visible and not piece.logprobs:
+            return None
+        return ChoiceDelta(index, piece)

@@ -11,6 +11,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from ..constraints import Answer, choice_answer, grammar_answer, json_answer, regex_answer
 from ..logits import LogitsOptions
 from .errors import APIError, bad_request
 
@@ -38,7 +39,7 @@ class GenerationParams:
     stream: bool = False
     include_usage: bool = False
     logits: LogitsOptions = LogitsOptions()  # penalties, bias, min_p, logprobs (the host logits path)
-    response_format: dict | None = None  # the JSON schema the answer follows (structured outputs), or None
+    answer: Answer | None = None  # structured outputs: what the answer must be (response_format and the like)
 
 
 @dataclass
@@ -169,8 +170,8 @@ def _refuse_unbuilt(body: dict) -> None:
             raise bad_request(f"`{name}` is not supported by this server.", name)
 
 
-def _response_format(body: dict) -> dict | None:
-    """The JSON schema the answer must follow (json_object: any object), or None for free text."""
+def _response_format(body: dict) -> Answer | None:
+    """OpenAI's response_format: a JSON schema the answer follows (json_object: any object), or None for text."""
     value = body.get("response_format")
     if value is None:
         return None
@@ -178,14 +179,69 @@ def _response_format(body: dict) -> dict | None:
     if kind == "text":
         return None
     if kind == "json_object":
-        return {"type": "object"}
+        return json_answer({"type": "object"}, "response_format")
     if kind == "json_schema":
         spec = value.get("json_schema")
         schema = spec.get("schema") if isinstance(spec, dict) else None
         if not isinstance(schema, dict):
             raise bad_request("`response_format.json_schema.schema` must be a JSON Schema object.", "response_format")
-        return schema
+        return json_answer(schema, "response_format")
     raise bad_request("`response_format.type` must be \"text\", \"json_object\" or \"json_schema\".", "response_format")
+
+
+# vLLM's structured outputs: `structured_outputs: {json | regex | choice | grammar | json_object}`, and the older
+# top-level guided_* fields for the same. Whitespace options are accepted and moot (the JSON is always compact).
+STRUCTURED_KINDS = ("json", "regex", "choice", "grammar", "json_object")
+GUIDED_FIELDS = {"guided_json": "json", "guided_regex": "regex", "guided_choice": "choice",
+                 "guided_grammar": "grammar"}
+STRUCTURED_MOOT = {"disable_any_whitespace", "whitespace_pattern", "disable_fallback", "backend"}
+
+
+def _structured(kind: str, value, param: str) -> Answer:
+    try:
+        if kind == "json":
+            schema = json.loads(value) if isinstance(value, str) else value
+            if not isinstance(schema, dict):
+                raise ValueError("it must be a JSON Schema object (or its JSON text)")
+            return json_answer(schema, param)
+        if kind == "json_object":
+            if value is not True:
+                raise ValueError("it must be true")
+            return json_answer({"type": "object"}, param)
+        if kind == "choice":
+            if not isinstance(value, list) or not value or not all(isinstance(c, str) and c for c in value):
+                raise ValueError("it must be a non-empty list of non-empty strings")
+            return choice_answer(value, param)
+        if not isinstance(value, str) or not value:
+            raise ValueError("it must be a non-empty string")
+        return regex_answer(value, param) if kind == "regex" else grammar_answer(value, param)
+    except (ValueError, RecursionError) as exc:
+        raise bad_request(f"`{param}` cannot be used: {exc}", param) from None
+
+
+def _answer(body: dict) -> Answer | None:
+    """What the answer must be: response_format, structured_outputs or a guided_* field (at most one)."""
+    found = []
+    answer = _response_format(body)
+    if answer is not None:
+        found.append(answer)
+    options = body.get("structured_outputs")
+    if options is not None:
+        if not isinstance(options, dict):
+            raise bad_request("`structured_outputs` must be an object.", "structured_outputs")
+        for key, value in options.items():
+            if key in STRUCTURED_KINDS:
+                if value is not None and value is not False:
+                    found.append(_structured(key, value, f"structured_outputs.{key}"))
+            elif key not in STRUCTURED_MOOT and value not in (None, False):
+                raise bad_request(f"`structured_outputs.{key}` is not supported by this server.", "structured_outputs")
+    for name, kind in GUIDED_FIELDS.items():
+        if body.get(name) is not None:
+            found.append(_structured(kind, body[name], name))
+    if len(found) > 1:
+        raise bad_request(f"Give one constraint; this request has {len(found)} ({', '.join(a.param for a in found)}).",
+                          found[1].param)
+    return found[0] if found else None
 
 
 def _logit_bias(body: dict) -> tuple[tuple[int, float], ...]:
@@ -260,7 +316,7 @@ def _generation_params(body: dict, chat: bool) -> GenerationParams:
         stream=stream,
         include_usage=include_usage,
         logits=_logits_options(body, chat),
-        response_format=_response_format(body),
+        answer=_answer(body),
     )
 
 
@@ -345,6 +401,8 @@ def _tools(body: dict) -> list[dict] | None:
             raise bad_request(f"tools[{i}].function.parameters must be a JSON Schema object.", "tools")
         if "description" in function and not isinstance(function["description"], str):
             raise bad_request(f"tools[{i}].function.description must be a string.", "tools")
+        if function.get("strict") not in (None, True, False):
+            raise bad_request(f"tools[{i}].function.strict must be true or false.", "tools")
     return tools
 
 

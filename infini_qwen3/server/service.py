@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
 from dataclasses import dataclass
 
+from ..chat_output import ChatOutput, reasoning_state_after
+from ..constraints import Answer, grammar_for, tool_calls_answer
 from ..engine import Engine
-from ..grammar import GrammarError, Grammars, Matcher, json_schema_grammar
+from ..grammar import GrammarError, Grammars, Matcher
 from ..model import Qwen3Model, SamplingParams
+from ..output import ChoiceOutput
 from ..tokenizer import TemplateError
-from .chat_output import ChatOutput, reasoning_state_after
 from .errors import bad_request, context_length_exceeded, model_not_found
 from .generation import ChoiceSpec, Generation
 from .protocol import ChatRequest, CompletionRequest, GenerationParams
@@ -30,12 +31,11 @@ class ServiceInfo:
 class ChatPrompt:
     ids: list[int]
     reasoning_state: str | None  # where the reasoning split starts (None: no split)
-    prefix: str = ""  # text the answer is forced to start with (tool_choice "required" or named)
+    parse_tools: bool = False  # tool calls in the output become tool_calls
+    answer: Answer | None = None  # what the answer must be (structured outputs, constrained tool calls)
 
-    def output(self, parse_tools: bool) -> ChatOutput:
-        output = ChatOutput(self.reasoning_state, parse_tools)
-        output.push(self.prefix)  # the forced start is part of the answer's text, already "generated"
-        return output
+    def parser(self) -> ChatOutput:
+        return ChatOutput(self.reasoning_state, self.parse_tools)
 
 
 class Service:
@@ -54,24 +54,20 @@ class Service:
 
     # -- prompts ---------------------------------------------------------------------------------------------
     def chat_prompt(self, request: ChatRequest) -> ChatPrompt:
-        """The templated prompt. tool_choice "required" or a named function starts the answer with the tool-call
-        opening (thinking off), so the model continues a call; this steers, it does not constrain decoding."""
+        """The templated prompt, and what the answer must be: the request's structured-output constraint, or
+        tool calls under tool_choice "required", a named function or `strict` tools (after any reasoning)."""
         kwargs = {"enable_thinking": self.info.enable_thinking, **request.template_kwargs}
-        if request.params.response_format is not None:
-            kwargs["enable_thinking"] = False  # the constraint applies from the first token (no reasoning block)
         tools = request.tools if request.tool_choice != "none" else None
-        prefix = ""
-        if request.tool_choice == "required":
-            prefix, kwargs["enable_thinking"] = "<tool_call>\n", False
-        elif request.forced_tool:
-            prefix = f'<tool_call>\n{{"name": {json.dumps(request.forced_tool, ensure_ascii=False)}, "arguments": '
-            kwargs["enable_thinking"] = False
         try:
-            text = self.tokenizer.render_chat(request.messages, tools=tools, **kwargs) + prefix
+            text = self.tokenizer.render_chat(request.messages, tools=tools, **kwargs)
         except TemplateError as exc:
             raise bad_request(str(exc), "messages") from None
+        answer = request.params.answer
+        if tools:
+            answer = tool_calls_answer(tools, request.tool_choice, answer)
         state = reasoning_state_after(text) if self.info.reasoning_parser else None
-        return ChatPrompt(self._nonempty(self._encode(text, "messages"), "messages"), state, prefix)
+        return ChatPrompt(self._nonempty(self._encode(text, "messages"), "messages"), state, tools is not None,
+                          answer)
 
     def completion_prompts(self, request: CompletionRequest) -> list[list[int]]:
         prompts = []
@@ -102,16 +98,17 @@ class Service:
                                           tuple(sorted(self.eos_token_ids)))
             return self._grammars
 
-    def _matchers(self, schema: dict | None, count: int) -> list[Matcher | None]:
-        """One matcher per choice for a response_format schema (None each without one); a schema llguidance
-        refuses is a 400 naming why, before anything runs."""
-        if schema is None:
+    def _matchers(self, answer: Answer | None, reasoning_state: str | None, count: int) -> list[Matcher | None]:
+        """One matcher per choice for a constrained answer (None each without one). A constraint llguidance
+        refuses (an unsupported schema feature, an invalid regex or grammar) is a 400 naming why, before anything
+        runs."""
+        if answer is None:
             return [None] * count
         try:
-            grammar = json_schema_grammar(schema)
-            return [self.grammars().matcher(grammar) for _ in range(count)]
+            first = self.grammars().matcher(grammar_for(answer, reasoning_state))
         except (GrammarError, ValueError) as exc:
-            raise bad_request(f"`response_format` cannot be used: {exc}", "response_format") from None
+            raise bad_request(f"`{answer.param}` cannot be used: {exc}", answer.param) from None
+        return [first] + [first.copy() for _ in range(count - 1)]
 
     def check_vocabulary(self, ids: list[int], param: str) -> None:
         bad = [t for t in ids if t >= self.model.vocab_size]
@@ -151,7 +148,8 @@ class Service:
             top_p=defaults.top_p if params.top_p is None else params.top_p,
         )
 
-    def generation(self, kind: str, prompts: list[list[int]], params: GenerationParams, param: str) -> Generation:
+    def generation(self, kind: str, prompts: list[list[int]], params: GenerationParams, param: str,
+                   chat: ChatPrompt | None = None) -> Generation:
         """The checked, not yet started generation (its start() belongs on the event loop). kind "chatcmpl" or
         "cmpl": the id prefix. Choice i * n + j is choice j of prompt i (OpenAI's order)."""
         choices = len(prompts) * params.n
@@ -164,11 +162,15 @@ class Service:
         budgets = [self.max_tokens_for(p, params, param) for p in prompts]
         self.check_vocabulary(params.stop_token_ids, "stop_token_ids")
         self.check_vocabulary([t for t, _ in params.logits.logit_bias], "logit_bias")
-        matchers = iter(self._matchers(params.response_format, len(prompts) * params.n))
-        specs = [ChoiceSpec(prompt, budget, j, next(matchers))
-                 for prompt, budget in zip(prompts, budgets) for j in range(params.n)]
-        generation = Generation(self.engine, self.tokenizer, f"{kind}-{uuid.uuid4().hex}", specs,
-                                self.sampling_for(params), stop=params.stop,
-                                stop_token_ids=self.eos_token_ids | frozenset(params.stop_token_ids),
-                                seed=params.seed, logits=params.logits)
-        return generation
+        answer = chat.answer if chat is not None else params.answer
+        matchers = iter(self._matchers(answer, chat.reasoning_state if chat else None, choices))
+        stop_token_ids = self.eos_token_ids | frozenset(params.stop_token_ids)
+
+        def output() -> ChoiceOutput:
+            return ChoiceOutput(self.tokenizer, stop_token_ids=stop_token_ids, stop=params.stop,
+                                grammar=next(matchers), parser=chat.parser() if chat is not None else None)
+
+        specs = [ChoiceSpec(prompt, budget, output(), j) for prompt, budget in zip(prompts, budgets)
+                 for j in range(params.n)]
+        return Generation(self.engine, f"{kind}-{uuid.uuid4().hex}", specs, self.sampling_for(params),
+                          seed=params.seed, logits=params.logits)
