@@ -20,10 +20,13 @@ class StopFilter:
         if not self.stops:
             return text
         buffer = self.held + text
-        match = min((i for i in (buffer.find(s) for s in self.stops) if i >= 0), default=-1)
-        if match >= 0:
+        # The stop string that completes first (as if read one character at a time), so that the result does not
+        # depend on how the text was split into pieces; of two completing together, the one that starts first.
+        matches = [(i + len(s), i) for s, i in ((s, buffer.find(s)) for s in self.stops) if i >= 0]
+        if matches:
+            _, start = min(matches)
             self.stopped, self.held = True, ""
-            return buffer[:match]
+            return buffer[:start]
         keep = partial_suffix_length(buffer, self.stops)
         self.held = buffer[len(buffer) - keep:] if keep else ""
         return buffer[:len(buffer) - keep]

@@ -13,8 +13,9 @@ stops = st.lists(st.text(alphabet=alphabet, min_size=1, max_size=4), max_size=4)
 
 
 def cut(text: str, stop_strings: list[str]) -> tuple[str, bool]:
-    hits = [i for i in (text.find(s) for s in stop_strings) if i >= 0]
-    return (text[:min(hits)], True) if hits else (text, False)
+    """The text up to the stop string that completes first when the text is read from the start."""
+    hits = [(i + len(s), i) for s, i in ((s, text.find(s)) for s in stop_strings) if i >= 0]
+    return (text[:min(hits)[1]], True) if hits else (text, False)
 
 
 def chunked(text: str, cuts: list[int]) -> list[str]:

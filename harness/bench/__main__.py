@@ -78,6 +78,9 @@ def device_used_mib(device: str) -> float | None:
     return (total - free) / 2**20
 
 
+CONSTRAINED_BATCHES = (1, 8)  # structured outputs are measured where they are used: few requests at a time
+
+
 def run_ours(args, model_dir: Path, prefill, decode) -> tuple[dict, dict, dict, float | None]:
     slots = max([s.batch for s in prefill + decode])
     context = max([s.tokens for s in prefill] + [16 + s.tokens for s in decode])
@@ -88,9 +91,11 @@ def run_ours(args, model_dir: Path, prefill, decode) -> tuple[dict, dict, dict, 
                     cuda_graphs=args.cuda_graphs == "on") as model:
         pre = {(s.batch, s.tokens): measure.ours_prefill(model, s, args.repeats) for s in prefill}
         dec = {(s.batch, s.tokens): measure.ours_decode(model, s, args.repeats) for s in decode}
-        host = {(s.batch, s.tokens): measure.ours_decode(model, s, args.repeats, host_logits=True) for s in decode}
+        host = {(s.batch, s.tokens): measure.ours_decode(model, s, args.repeats, path="host") for s in decode}
+        schema = {(s.batch, s.tokens): measure.ours_decode(model, s, args.repeats, path="json_schema")
+                  for s in decode if s.batch in CONSTRAINED_BATCHES}
         used = device_used_mib(args.device)
-    return pre, dec, host, used
+    return pre, dec, host, schema, used
 
 
 def run_transformers(args, model_dir: Path, prefill, decode) -> tuple[dict, dict, float | None]:
@@ -120,15 +125,19 @@ def throughput(args) -> dict:
     result = run_info(args, model_dir)
     print(f"[bench] {result['config']} on {result['device_name']} ({args.dtype})", flush=True)
 
-    ours_pre, ours_dec, ours_host, ours_device = run_ours(args, model_dir, prefill, decode)
+    ours_pre, ours_dec, ours_host, ours_schema, ours_device = run_ours(args, model_dir, prefill, decode)
     memory = {"host_peak_after_ours": peak_host_mib(), "device_used_by_ours": ours_device}
     theirs_pre, theirs_dec = {}, {}
     if not args.skip_transformers:
         theirs_pre, theirs_dec, their_device = run_transformers(args, model_dir, prefill, decode)
         memory.update({"host_peak_after_transformers": peak_host_mib(), "device_peak_of_transformers": their_device})
     # The host logits path (logprobs + a penalty) against transformers' plain greedy decode: what it costs.
+    # Constrained decode against our own plain decode (same shapes, same run): what a json_schema costs.
     result.update(prefill=rows(ours_pre, theirs_pre), decode=rows(ours_dec, theirs_dec),
-                  decode_host_logits=rows(ours_host, theirs_dec), memory=memory)
+                  decode_host_logits=rows(ours_host, theirs_dec),
+                  decode_json_schema=[{"batch": b, "tokens": t, "ours": v, "plain": ours_dec[(b, t)],
+                                       "step_time_ratio": ours_dec[(b, t)] / v} for (b, t), v in ours_schema.items()],
+                  memory=memory)
 
     batch1 = next((r for r in result["decode"] if r["batch"] == 1), None)
     if batch1:

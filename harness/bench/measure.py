@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from harness.fixtures.blocks import slot_blocks
+from infini_qwen3.constraints import grammar_for, json_answer
+from infini_qwen3.grammar import Grammars
 from infini_qwen3.logits import LogitsOptions, resolve_on_host
 from infini_qwen3.model import Qwen3Model, SamplingParams, StepRequest
 
@@ -60,18 +62,47 @@ def ours_prefill(model: Qwen3Model, shape: Shape, repeats: int) -> float:
 HOST_PATH = LogitsOptions(frequency_penalty=0.5, logprobs=5)
 
 
+# A structured-output request: every step masks each row's logits with its grammar and samples on the host.
+BENCH_SCHEMA = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 32},
+                                                 "age": {"type": "integer", "minimum": 0, "maximum": 150},
+                                                 "tags": {"type": "array", "items": {"type": "string"}}},
+                "required": ["name", "age", "tags"], "additionalProperties": False}
+
+
+class SchemaRows:
+    """One json_schema matcher per row, as the engine keeps them; a row whose JSON is complete starts a new one."""
+
+    def __init__(self, model: Qwen3Model, batch: int):
+        grammars = Grammars(model.tokenizer.fast.to_str(), model.vocab_size, model.defaults.eos_token_ids)
+        self.fresh = grammars.matcher(grammar_for(json_answer(BENCH_SCHEMA, "bench"), None))
+        self.rows = [self.fresh.copy() for _ in range(batch)]
+
+    def pick(self, row: int, logits: np.ndarray, device_token: int) -> int:
+        matcher = self.rows[row]
+        token, _ = resolve_on_host(logits, device_token, LogitsOptions(), GREEDY, [], [], 0.5, matcher.allowed())
+        matcher.accept(token)
+        if matcher.finished:
+            self.rows[row] = self.fresh.copy()
+        return token
+
+
 def ours_decode(model: Qwen3Model, shape: Shape, repeats: int, prompt_len: int = 16,
-                host_logits: bool = False) -> float:
-    """Tokens/s of `tokens` greedy decode steps over `batch` running requests (the prefill is not timed);
-    host_logits: every request goes through the host logits path instead of sampling on the device."""
+                path: str = "device") -> float:
+    """Tokens/s of `tokens` greedy decode steps over `batch` running requests (the prefill is not timed).
+    path "device": sampling on the device; "host": every request through the host logits path (logprobs and a
+    penalty); "json_schema": every request constrained by BENCH_SCHEMA (mask, host sampling, matcher advance)."""
     batch = prompts(shape.batch, prompt_len, model.vocab_size, seed=1)
+    schema_rows = SchemaRows(model, shape.batch) if path == "json_schema" else None
 
     def step(requests: list[StepRequest], generated: list[list[int]]) -> list[int]:
-        if not host_logits:
+        if path == "device":
             return model.infer(requests)
         tokens, logits = model.infer_with_logits(requests)
         for i, row in enumerate(logits):  # what Engine._host_logits does for each request
-            tokens[i], _ = resolve_on_host(row, tokens[i], HOST_PATH, GREEDY, batch[i], generated[i], 0.5)
+            if schema_rows is not None:
+                tokens[i] = schema_rows.pick(i, row, tokens[i])
+            else:
+                tokens[i], _ = resolve_on_host(row, tokens[i], HOST_PATH, GREEDY, batch[i], generated[i], 0.5)
         return tokens
 
     def run() -> float:
