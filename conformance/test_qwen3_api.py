@@ -14,7 +14,8 @@ CALL_TEXT = '<tool_call>{"name":"get_weather","arguments":{"days":3}}</tool_call
 # The tool with a closed schema: under a constraint, greedy decoding of the scripted model's all-equal logits takes
 # the lowest token ids, which in an open object would be an endless property name of "!".
 CLOSED_TOOL = {"type": "function", "function": {**TOOL["function"], "parameters": {
-    "type": "object", "properties": {"days": {"type": "integer"}}, "required": ["days"], "additionalProperties": False}}}
+    "type": "object", "properties": {"days": {"type": "integer"}}, "required": ["days"],
+    "additionalProperties": False}}}
 
 
 def collect_stream(stream):

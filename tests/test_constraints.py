@@ -7,8 +7,14 @@ import llguidance
 import pytest
 
 from infini_qwen3.chat_output import CONTENT, DETECT, REASONING
-from infini_qwen3.constraints import choice_answer, grammar_answer, grammar_for, json_answer, regex_answer, \
-    tool_calls_answer
+from infini_qwen3.constraints import (
+    choice_answer,
+    grammar_answer,
+    grammar_for,
+    json_answer,
+    regex_answer,
+    tool_calls_answer,
+)
 
 IM_END = 151645
 LOOKUP = {"type": "function", "function": {"name": "lookup", "parameters": {

@@ -1,6 +1,7 @@
 """The output processor (infini_qwen3/output.py) on the real Qwen3 tokenizer: for any text and stop strings, fed token
-by token, the output is the text cut at the stop string that completes first; every logprob is delivered once, in order, on the
-piece that shows its text; the end is decided once (stop token, stop string, grammar, budget, tool calls)."""
+by token, the output is the text cut at the stop string that completes first; every logprob is delivered once, in
+order, on the piece that shows its text; the end is decided once (stop token, stop string, grammar, budget, tool
+calls)."""
 
 from __future__ import annotations
 

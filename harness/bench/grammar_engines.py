@@ -95,7 +95,8 @@ ENGINES = {"llguidance": llguidance_engine, "xgrammar": xgrammar_engine, "outlin
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.bench.grammar_engines", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m harness.bench.grammar_engines",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--tokenizer", type=Path, help="a directory with Qwen3's tokenizer.json (default: the test "
                                                         "fixture's faithful Qwen3 tokenizer)")
     parser.add_argument("--out", type=Path, help="write the results as JSON")

@@ -26,8 +26,8 @@ def markdown(result: dict) -> str:
             lines.append(f"| {label} | {row['batch']} × {row['tokens']} | {_num(row['ours'])} | "
                          f"{_num(row.get('transformers'))} | {_num(row.get('ratio'), 2)} |")
     if result.get("decode_json_schema"):
-        lines += ["", "| decode, json_schema (mask + host sampling) | batch × tokens | tokens/s | plain decode tokens/s | "
-                      "step time vs plain |", "|---|---|---|---|---|"]
+        lines += ["", "| decode, json_schema (mask + host sampling) | batch × tokens | tokens/s | "
+                      "plain decode tokens/s | step time vs plain |", "|---|---|---|---|---|"]
         for row in result["decode_json_schema"]:
             lines.append(f"| decode, json_schema | {row['batch']} × {row['tokens']} | {_num(row['ours'])} | "
                          f"{_num(row['plain'])} | {_num(row['step_time_ratio'], 2)}x |")

@@ -71,21 +71,15 @@ class Timing:
 
 class Generation:
     def __init__(self, engine: Engine, request_id: str, specs: list[ChoiceSpec], sampling: SamplingParams, *,
-                 seed: int | None, logits: LogitsOptions = LogitsOptions()):
+                 prompt_tokens: int, seed: int | None, logits: LogitsOptions = LogitsOptions()):
         self.engine, self.request_id, self.logits = engine, request_id, logits
+        self.prompt_tokens = prompt_tokens  # each prompt counts once, however many choices (n) it has
         self.sampling, self.seed = sampling, seed
         self.choices = [_Choice(spec, f"{request_id}-{i}") for i, spec in enumerate(specs)]
         self.timing = Timing()
         self._queue: asyncio.Queue[tuple[int, Event]] = asyncio.Queue()
         self._open: set[int] = set()
 
-    @property
-    def prompt_tokens(self) -> int:
-        """Each distinct prompt counts once, however many choices (n) it has."""
-        seen = {}
-        for choice in self.choices:
-            seen.setdefault(id(choice.spec.prompt), len(choice.spec.prompt))
-        return sum(seen.values())
 
     @property
     def completion_tokens(self) -> int:
