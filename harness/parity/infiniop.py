@@ -89,6 +89,22 @@ class Infiniop:
         for host, on_device in zip(host_tensors, tensors):
             host.copy_(on_device.cpu())
 
+    def workspace_size(self, op: str, tensors: list[torch.Tensor]) -> int:
+        """The workspace an operator's descriptor for these tensors asks for."""
+        descs = [self._desc(self._to_device(t)) for t in tensors]
+        op_desc = ctypes.c_void_p()
+        self._check(getattr(self.lib, f"infiniopCreate{op}Descriptor")(self.handle, ctypes.byref(op_desc), *descs),
+                    f"create {op}")
+        try:
+            size = ctypes.c_size_t()
+            self._check(getattr(self.lib, f"infiniopGet{op}WorkspaceSize")(op_desc, ctypes.byref(size)),
+                        f"{op} workspace")
+            return size.value
+        finally:
+            getattr(self.lib, f"infiniopDestroy{op}Descriptor")(op_desc)
+            for d in descs:
+                self.lib.infiniopDestroyTensorDescriptor(d)
+
     def gemm(self, c, a, b, alpha=1.0, beta=0.0):
         # infiniopGemm(desc, ws, ws_size, c, a, b, alpha, beta, stream)
         self._run("Gemm", [c, a, b], (), (ctypes.c_float(alpha), ctypes.c_float(beta)))

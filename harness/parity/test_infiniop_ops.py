@@ -49,6 +49,47 @@ def test_gemm_batched_strided_scaled(ops, dtype):
     assert rel_err(c, expected) < TOL[dtype]
 
 
+def cpu_has_amx_bf16() -> bool:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            return "amx_bf16" in cpuinfo.read().split()
+    except OSError:
+        return False
+
+
+def gemm_operands(m: int, n: int, k: int, layout: str, g: torch.Generator):
+    """(c, a, b) in bf16 for the layouts the model runs: "linear" (x * W^T, both operands contiguous along k),
+    "pv" (attention's P x V: b contiguous along n), "c_columns" (c stored column-major)."""
+    a = torch.randn(m, k, generator=g).to(torch.bfloat16)
+    b = (torch.randn(n, k, generator=g).to(torch.bfloat16).t() if layout != "pv"
+         else torch.randn(k, n, generator=g).to(torch.bfloat16))
+    c = torch.randn(n, m, generator=g).to(torch.bfloat16).t() if layout == "c_columns" else \
+        torch.randn(m, n, generator=g).to(torch.bfloat16)
+    return c, a, b
+
+
+@pytest.mark.parametrize("layout", ["linear", "pv", "c_columns"])
+@pytest.mark.parametrize("m, n, k", [(37, 45, 70), (2, 48, 64), (64, 130, 96), (1, 33, 40), (20, 3, 2048)])
+def test_gemm_bf16_shapes_with_tails(ops, m, n, k, layout):
+    """Row and k counts that are not multiples of the 16 x 32 tiles of the CPU's AMX path (patch 0014), with the
+    residual (beta = 1); on CPUs without AMX the same shapes check the dot-product loop."""
+    c, a, b = gemm_operands(m, n, k, layout, torch.Generator().manual_seed(m * 1000 + n + k))
+    expected = a.double() @ b.double() + c.double()
+    ops.gemm(c, a, b, alpha=1.0, beta=1.0)
+    assert rel_err(c, expected) < TOL[torch.bfloat16]
+
+
+def test_bf16_gemm_takes_the_tile_path_where_the_cpu_has_amx(ops):
+    """The AMX path packs an operand into the workspace: a bf16 linear-layer GEMM (batch 8 or 1) asks for one
+    exactly where the CPU has AMX-BF16 (so the shapes above ran on tiles there), and never in f32."""
+    if ops.device != "cpu":
+        pytest.skip("the tile path is the CPU backend's")
+    for rows in (8, 1):
+        c, a, b = gemm_operands(rows, 64, 64, "linear", torch.Generator().manual_seed(0))
+        assert (ops.workspace_size("Gemm", [c, a, b]) > 0) == cpu_has_amx_bf16()
+    assert ops.workspace_size("Gemm", [c.float(), a.float(), b.float()]) == 0
+
+
 def hf_rms_norm(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
     """transformers' Qwen3RMSNorm: fp32 statistics, cast back, times the weight."""
     xf = x.float()
