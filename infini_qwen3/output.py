@@ -35,6 +35,14 @@ class OutputPiece:
     def visible(self) -> bool:
         return bool(self.reasoning or self.content or self.tool_calls)
 
+    def add(self, piece: "OutputPiece") -> None:
+        """Appends a later piece of the same choice (a whole non-streamed output is its pieces added up)."""
+        self.reasoning += piece.reasoning
+        self.content += piece.content
+        self.tool_calls += piece.tool_calls
+        self.logprobs += piece.logprobs
+        self.finish_reason = piece.finish_reason or self.finish_reason
+
 
 class TokenOutput:
     """The plain processor (no text): a stop token id ends the choice, the budget ends it with "length". For

@@ -8,7 +8,7 @@ import contextlib
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -27,7 +27,7 @@ from .generation import Generation, GenerationFailed
 from .plumbing import accept_post, check_auth
 from .protocol import parse_chat, parse_completion, parse_json
 from .request_id import RequestIdMiddleware
-from .responses import SSE_DONE, ChunkMaker, LogprobFormat, chat_message, completion_body, sse
+from .responses import SSE_DONE, ChatRenderer, CompletionRenderer, LogprobFormat, Renderer, sse
 from .service import Service
 from .state import ServerState
 from .tokenize_routes import detokenize_route, tokenize_route
@@ -49,27 +49,11 @@ async def until_disconnect(request: Request, work: asyncio.Future) -> None:
 # -- completions -----------------------------------------------------------------------------------------------
 @dataclass
 class Job:
-    """A started generation and what its response needs."""
+    """A started generation and the renderer of its endpoint's responses."""
 
     generation: Generation
-    chat: bool
-    model: str
+    renderer: Renderer
     stream: bool
-    include_usage: bool
-    echo_texts: list[str] | None  # completions with echo: the prompt text of each choice
-    reasoning: bool = False  # chat messages carry reasoning_content
-    logprobs: LogprobFormat | None = None  # set when the request asked for logprobs
-    created: int = field(default_factory=lambda: int(time.time()))
-
-    def text_start(self, index: int) -> int:
-        """Where a completion choice's generated text starts (after the echoed prompt): the first text_offset."""
-        return len(self.echo_texts[index]) if self.echo_texts else 0
-
-    def format_logprobs(self, entries: list, offset: int) -> tuple[dict, int]:
-        """The choice's logprobs in its endpoint's shape, and the text offset after them (legacy shape)."""
-        if self.chat:
-            return self.logprobs.chat(entries), offset
-        return self.logprobs.completion(entries, offset)
 
 
 def prepare_job(service: Service, raw: bytes, chat: bool) -> Job:
@@ -80,18 +64,22 @@ def prepare_job(service: Service, raw: bytes, chat: bool) -> Job:
         request = parse_chat(body)
         service.check_model(request.model)
         prompt = service.chat_prompt(request)
-        prompts, param, echo = [prompt.ids], "messages", None
+        prompts, param = [prompt.ids], "messages"
     else:
         request = parse_completion(body)
         service.check_model(request.model)
         prompt, prompts, param = None, service.completion_prompts(request), "prompt"
-        echo = ([service.tokenizer.decode(p) for p in prompts for _ in range(request.params.n)]
-                if request.echo else None)
     params = request.params
     generation = service.generation("chatcmpl" if chat else "cmpl", prompts, params, param, chat=prompt)
-    return Job(generation, chat, service.info.served_name, params.stream, params.include_usage, echo,
-               reasoning=chat and service.info.reasoning_parser is not None,
-               logprobs=LogprobFormat(service.tokenizer) if params.logits.logprobs is not None else None)
+    shared = (generation.request_id, int(time.time()), service.info.served_name, params.include_usage,
+              len(generation.choices))
+    logprobs = LogprobFormat(service.tokenizer) if params.logits.logprobs is not None else None
+    if chat:
+        renderer = ChatRenderer(*shared, logprobs=logprobs, reasoning=service.info.reasoning_parser is not None)
+    else:
+        echo = ([service.tokenizer.decode(p) for p in prompts for _ in range(params.n)] if request.echo else None)
+        renderer = CompletionRenderer(*shared, logprobs=logprobs, echo_texts=echo)
+    return Job(generation, renderer, params.stream)
 
 
 def finish_log(state: ServerState, job: Job, outcome: str) -> None:
@@ -109,51 +97,23 @@ def finish_log(state: ServerState, job: Job, outcome: str) -> None:
              generation.prompt_tokens, completion, ttft, rate, reasons, outcome)
 
 
-class ChunkRenderer:
-    """A stream's chunks for each piece of output: chat deltas (reasoning, content, tool calls) or completion
-    text, then the finish chunk; the piece's logprobs ride on its first chunk."""
-
-    def __init__(self, job: Job):
-        self.job = job
-        self.maker = ChunkMaker(job.generation.request_id, job.created, job.model, job.chat, job.include_usage)
-        choices = len(job.generation.choices)
-        self.calls_sent = [0] * choices  # tool calls streamed so far: the next call's index
-        self.offsets = [job.text_start(i) for i in range(choices)]  # completions: the next text_offset
-
-    def chunks(self, index: int, piece: OutputPiece) -> list[dict]:
-        if self.job.chat:
-            chunks = self.maker.chat_piece(index, piece, self.calls_sent[index])
-            self.calls_sent[index] += len(piece.tool_calls)
-        else:
-            chunks = [self.maker.choice(index, piece.content)] if piece.content else []
-        if piece.finish_reason:
-            chunks.append(self.maker.choice(index, finish_reason=piece.finish_reason))
-        if self.job.logprobs is not None and piece.logprobs and chunks:
-            value, self.offsets[index] = self.job.format_logprobs(piece.logprobs, self.offsets[index])
-            chunks[0]["choices"][0]["logprobs"] = value
-        return chunks
-
-
 def failure(exc: GenerationFailed) -> APIError:
     return errors.shutting_down(str(exc)) if exc.status == 503 else errors.internal(str(exc))
 
 
 async def stream_job(state: ServerState, job: Job):
-    renderer = ChunkRenderer(job)
-    maker = renderer.maker
+    renderer = job.renderer
     outcome = "cancelled"  # until the stream ends on its own (a client that leaves cancels this generator)
     try:
         for index in range(len(job.generation.choices)):
-            if job.chat:
-                yield sse(maker.choice(index, role=True))
-            elif job.echo_texts is not None:
-                yield sse(maker.choice(index, job.echo_texts[index]))
+            for chunk in renderer.opening(index):
+                yield sse(chunk)
         try:
             async for delta in job.generation.deltas():
                 for chunk in renderer.chunks(delta.index, delta.piece):
                     yield sse(chunk)
-            if job.include_usage:
-                yield sse(maker.usage_chunk(job.generation.prompt_tokens, job.generation.completion_tokens))
+            if renderer.include_usage:
+                yield sse(renderer.usage_chunk(job.generation.prompt_tokens, job.generation.completion_tokens))
             outcome = "ok"
         except GenerationFailed as exc:
             outcome = "error"
@@ -167,17 +127,11 @@ async def stream_job(state: ServerState, job: Job):
 
 
 async def collect_job(state: ServerState, job: Job, request: Request) -> Response:
-    count = len(job.generation.choices)
-    wholes = [OutputPiece(content=job.echo_texts[i] if job.echo_texts else "") for i in range(count)]
+    wholes = [OutputPiece() for _ in job.generation.choices]
 
     async def collect():
         async for delta in job.generation.deltas():
-            whole, piece = wholes[delta.index], delta.piece
-            whole.reasoning += piece.reasoning
-            whole.content += piece.content
-            whole.tool_calls += piece.tool_calls
-            whole.logprobs += piece.logprobs
-            whole.finish_reason = piece.finish_reason or whole.finish_reason
+            wholes[delta.index].add(delta.piece)
 
     work = asyncio.ensure_future(collect())
     watcher = asyncio.ensure_future(until_disconnect(request, work))
@@ -197,13 +151,7 @@ async def collect_job(state: ServerState, job: Job, request: Request) -> Respons
         state.live.discard(job.generation)
         finish_log(state, job, outcome)
     generation = job.generation
-    outputs = ([chat_message(p.content, p.reasoning if job.reasoning else None, p.tool_calls) for p in wholes]
-               if job.chat else [p.content for p in wholes])
-    body = completion_body(generation.request_id, job.created, job.model, job.chat, outputs,
-                           [p.finish_reason for p in wholes], generation.prompt_tokens, generation.completion_tokens)
-    if job.logprobs is not None:
-        for i, choice in enumerate(body["choices"]):
-            choice["logprobs"], _ = job.format_logprobs(wholes[i].logprobs, job.text_start(i))
+    body = job.renderer.body(wholes, generation.prompt_tokens, generation.completion_tokens)
     return JSONResponse(body)
 
 

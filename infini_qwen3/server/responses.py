@@ -1,4 +1,4 @@
-"""Response bodies and stream chunks in the OpenAI wire format (see shared/reference/openai-api.md)."""
+"""Response bodies and stream chunks in the OpenAI wire format: one renderer per endpoint (chat, completions)."""
 
 from __future__ import annotations
 
@@ -18,75 +18,130 @@ def sse(data: dict | str) -> bytes:
 SSE_DONE = sse("[DONE]")
 
 
-class ChunkMaker:
-    """Fields every chunk of one stream shares: the same id, created time and model throughout."""
+class Renderer:
+    """One response's wire format: what every chunk of a stream shares (the same id, created time and model
+    throughout), the usage chunk, and the non-streamed body. ChatRenderer and CompletionRenderer fill in what
+    their endpoint's choices look like."""
 
-    def __init__(self, request_id: str, created: int, model: str, chat: bool, include_usage: bool):
-        self.request_id, self.created, self.model, self.chat = request_id, created, model, chat
-        self.include_usage = include_usage
+    object_name = chunk_object = ""
+
+    def __init__(self, request_id: str, created: int, model: str, include_usage: bool, choices: int,
+                 logprobs: "LogprobFormat | None"):
+        self.request_id, self.created, self.model = request_id, created, model
+        self.include_usage, self.logprobs = include_usage, logprobs
+        self.choices = choices
 
     def _chunk(self, choices: list[dict]) -> dict:
-        chunk = {"id": self.request_id, "object": "chat.completion.chunk" if self.chat else "text_completion",
-                 "created": self.created, "model": self.model, "choices": choices}
+        chunk = {"id": self.request_id, "object": self.chunk_object, "created": self.created, "model": self.model,
+                 "choices": choices}
         if self.include_usage:
             chunk["usage"] = None
         return chunk
-
-    def choice(self, index: int, text: str | None = None, finish_reason: str | None = None,
-               role: bool = False) -> dict:
-        if self.chat:
-            delta = {"role": "assistant", "content": ""} if role else ({"content": text} if text else {})
-            choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-        else:
-            choice = {"index": index, "text": text or "", "logprobs": None, "finish_reason": finish_reason}
-        return self._chunk([choice])
-
-    def chat_piece(self, index: int, piece, first_call_index: int) -> list[dict]:
-        """Chunks for one parsed piece of chat output: reasoning, content, then each tool call as two deltas
-        (id, type and name with empty arguments; then the arguments), the way OpenAI streams them."""
-        chunks = []
-        if piece.reasoning:
-            chunks.append(self._delta(index, {"reasoning_content": piece.reasoning}))
-        if piece.content:
-            chunks.append(self._delta(index, {"content": piece.content}))
-        for offset, call in enumerate(piece.tool_calls):
-            position = first_call_index + offset
-            chunks.append(self._delta(index, {"tool_calls": [{"index": position, "id": call.id, "type": "function",
-                                                             "function": {"name": call.name, "arguments": ""}}]}))
-            chunks.append(self._delta(index, {"tool_calls": [{"index": position,
-                                                             "function": {"arguments": call.arguments}}]}))
-        return chunks
-
-    def _delta(self, index: int, delta: dict) -> dict:
-        return self._chunk([{"index": index, "delta": delta, "logprobs": None, "finish_reason": None}])
 
     def usage_chunk(self, prompt_tokens: int, completion_tokens: int) -> dict:
         chunk = self._chunk([])
         chunk["usage"] = usage(prompt_tokens, completion_tokens)
         return chunk
 
+    def chunks(self, index: int, piece) -> list[dict]:
+        """The chunks for one piece of a choice's output (an output.OutputPiece): its text, then the finish chunk
+        when it ends the choice; the piece's logprobs ride on its first chunk."""
+        chunks = self._piece_chunks(index, piece)
+        if piece.finish_reason:
+            chunks.append(self._finish_chunk(index, piece.finish_reason))
+        if self.logprobs is not None and piece.logprobs and chunks:
+            chunks[0]["choices"][0]["logprobs"] = self._logprobs(index, piece.logprobs)
+        return chunks
 
-def chat_message(content: str, reasoning: str | None = None, tool_calls: list | None = None) -> dict:
-    """The assistant message of a non-streamed choice. reasoning None: no reasoning split was asked for."""
-    message = {"role": "assistant", "content": content if content or not tool_calls else None}
-    if reasoning is not None:
-        message["reasoning_content"] = reasoning or None
-    if tool_calls:
-        message["tool_calls"] = [call.as_message_part() for call in tool_calls]
-    return message
+    def body(self, wholes: list, prompt_tokens: int, completion_tokens: int) -> dict:
+        """The non-streamed response from each choice's whole output (OutputPieces accumulated)."""
+        choices = []
+        for index, whole in enumerate(wholes):
+            choice = {"index": index, **self._output(index, whole), "logprobs": None,
+                      "finish_reason": whole.finish_reason}
+            if self.logprobs is not None:
+                choice["logprobs"] = self._logprobs(index, whole.logprobs)
+            choices.append(choice)
+        return {"id": self.request_id, "object": self.object_name, "created": self.created, "model": self.model,
+                "choices": choices, "usage": usage(prompt_tokens, completion_tokens)}
 
 
-def completion_body(request_id: str, created: int, model: str, chat: bool, outputs: list, reasons: list[str],
-                    prompt_tokens: int, completion_tokens: int) -> dict:
-    """A non-streamed response: chat.completion (outputs are messages) or text_completion (outputs are texts)."""
-    key = "message" if chat else "text"
-    return {
-        "id": request_id, "object": "chat.completion" if chat else "text_completion", "created": created,
-        "model": model,
-        "choices": [{"index": i, key: output, "logprobs": None, "finish_reason": reason}
-                    for i, (output, reason) in enumerate(zip(outputs, reasons))],
-        "usage": usage(prompt_tokens, completion_tokens),
-    }
+class ChatRenderer(Renderer):
+    """chat.completion: the role chunk first, then reasoning_content / content / tool_calls deltas."""
+
+    object_name, chunk_object = "chat.completion", "chat.completion.chunk"
+
+    def __init__(self, *args, reasoning: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.reasoning = reasoning  # messages carry reasoning_content (a reasoning parser is on)
+        self.calls_sent = [0] * self.choices  # tool calls streamed so far: the index of the next one
+
+    def opening(self, index: int) -> list[dict]:
+        return [self._delta(index, {"role": "assistant", "content": ""})]
+
+    def _piece_chunks(self, index: int, piece) -> list[dict]:
+        """Reasoning, content, then each tool call as two deltas (id, type and name with empty arguments; then
+        the arguments), the way OpenAI streams them."""
+        chunks = []
+        if piece.reasoning:
+            chunks.append(self._delta(index, {"reasoning_content": piece.reasoning}))
+        if piece.content:
+            chunks.append(self._delta(index, {"content": piece.content}))
+        for call in piece.tool_calls:
+            position = self.calls_sent[index]
+            self.calls_sent[index] += 1
+            chunks.append(self._delta(index, {"tool_calls": [{"index": position, "id": call.id, "type": "function",
+                                                             "function": {"name": call.name, "arguments": ""}}]}))
+            chunks.append(self._delta(index, {"tool_calls": [{"index": position,
+                                                             "function": {"arguments": call.arguments}}]}))
+        return chunks
+
+    def _finish_chunk(self, index: int, reason: str) -> dict:
+        return self._chunk([{"index": index, "delta": {}, "logprobs": None, "finish_reason": reason}])
+
+    def _delta(self, index: int, delta: dict) -> dict:
+        return self._chunk([{"index": index, "delta": delta, "logprobs": None, "finish_reason": None}])
+
+    def _logprobs(self, index: int, entries: list) -> dict:
+        return self.logprobs.chat(entries)
+
+    def _output(self, index: int, whole) -> dict:
+        message = {"role": "assistant", "content": whole.content if whole.content or not whole.tool_calls else None}
+        if self.reasoning:
+            message["reasoning_content"] = whole.reasoning or None
+        if whole.tool_calls:
+            message["tool_calls"] = [call.as_message_part() for call in whole.tool_calls]
+        return {"message": message}
+
+
+class CompletionRenderer(Renderer):
+    """text_completion: the echoed prompt first (echo), then text; legacy logprobs with text offsets."""
+
+    object_name = chunk_object = "text_completion"
+
+    def __init__(self, *args, echo_texts: list[str] | None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.echo_texts = echo_texts  # with echo: each choice's prompt text
+        self.offsets = [len(echo_texts[i]) if echo_texts else 0 for i in range(self.choices)]  # next text_offset
+
+    def opening(self, index: int) -> list[dict]:
+        return [self._text(index, self.echo_texts[index])] if self.echo_texts else []
+
+    def _piece_chunks(self, index: int, piece) -> list[dict]:
+        return [self._text(index, piece.content)] if piece.content else []
+
+    def _finish_chunk(self, index: int, reason: str) -> dict:
+        return self._chunk([{"index": index, "text": "", "logprobs": None, "finish_reason": reason}])
+
+    def _text(self, index: int, text: str) -> dict:
+        return self._chunk([{"index": index, "text": text, "logprobs": None, "finish_reason": None}])
+
+    def _logprobs(self, index: int, entries: list) -> dict:
+        value, self.offsets[index] = self.logprobs.completion(entries, self.offsets[index])
+        return value
+
+    def _output(self, index: int, whole) -> dict:
+        return {"text": (self.echo_texts[index] if self.echo_texts else "") + whole.content}
 
 
 class LogprobFormat:
