@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 
 from harness.fixtures.device import TEST_DEVICE
+from harness.results import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / "build" / "cache"  # the demo checkpoint is built once per checkout
 
 

@@ -73,6 +73,7 @@ class _Running(Sequence):
 
 
 DEFAULT_MAX_BATCH = 8
+SHUTDOWN_JOIN_S = 30  # the step in flight finishes first; longer than any one step of a model this serves
 
 
 class Engine:
@@ -98,7 +99,7 @@ class Engine:
         with self._cond:
             self._stop = True
             self._cond.notify_all()
-        self._thread.join(timeout=30)
+        self._thread.join(timeout=SHUTDOWN_JOIN_S)
 
     def submit(self, request: Request) -> None:
         if len(request.prompt) == 0:

@@ -25,6 +25,11 @@ FLOAT32_TINY = float(np.finfo(np.float32).tiny)
 ROPE_LAYOUTS = {"auto": _native.ROPE_AUTO, "gpt_j": _native.ROPE_GPT_J, "neox": _native.ROPE_GPT_NEOX}
 
 
+# Tokens one step may take (prefill chunks + decode rows): library callers prefill in big chunks; the server
+# chooses smaller steps (serve --max-step-tokens, 512) so that a long prompt delays running streams less.
+DEFAULT_MAX_STEP_TOKENS = 2048
+
+
 @dataclass
 class SamplingParams:
     temperature: float = 1.0
@@ -72,8 +77,8 @@ class GenerationDefaults:
 class Qwen3Model:
     def __init__(self, model_dir: str | Path, *, device: str = "cpu", device_id: int = 0, ndev: int = 1,
                  dtype: str = "bf16", max_model_len: int | None = None, kv_cache_tokens: int | None = None,
-                 kv_cache_memory: int | None = None, block_size: int = KV_BLOCK_SIZE, max_step_tokens: int = 2048,
-                 rope_layout: str = "auto", cuda_graphs: bool = True,
+                 kv_cache_memory: int | None = None, block_size: int = KV_BLOCK_SIZE,
+                 max_step_tokens: int = DEFAULT_MAX_STEP_TOKENS, rope_layout: str = "auto", cuda_graphs: bool = True,
                  gpu_memory_utilization: float = GPU_MEMORY_UTILIZATION, progress: bool = False):
         """The KV pool holds kv_cache_tokens tokens, else as many blocks as fit kv_cache_memory bytes (default:
         kv_memory.default_kv_cache_memory: 1 GiB on the CPU, gpu_memory_utilization of a GPU). max_model_len

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -61,13 +60,11 @@ def test_every_patch_says_why():
 
 def test_second_build_does_no_compiling():
     """The session's build (made by .ci/run) is current: running the build again compiles nothing."""
-    started = time.monotonic()
     result = subprocess.run([sys.executable, "-m", "infini_qwen3.build", "--verbose"], capture_output=True,
                             text=True, check=True)
     output = result.stdout + result.stderr
     assert "is up to date" in output
     assert "compiling" not in output and "linking" not in output
-    assert time.monotonic() - started < 30
 
 
 def test_changed_option_changes_the_build_key():

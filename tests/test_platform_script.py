@@ -7,9 +7,8 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from harness.results import REPO
 
 
 def test_platform_script_runs_every_stage_on_the_cpu(tmp_path):

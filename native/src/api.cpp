@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <new>
 
@@ -148,7 +149,8 @@ std::vector<iq3::SamplingParams> samplingParams(const iq3::StepBatch &step, cons
         require(u >= 0 && u < 1, "random value must be in [0, 1)");
         // InfiniCore 0.1.0 reads out of bounds for topk == 0: "no limit" is the vocabulary size.
         const uint32_t k = sampling->topk[r];
-        const int topk = int(k == 0 || k > 0x7fffffff ? 0x7fffffff : k);
+        constexpr uint32_t no_limit = uint32_t(std::numeric_limits<int>::max());
+        const int topk = int(k == 0 || k > no_limit ? no_limit : k);
         params.push_back({t, topk, p, u});
     }
     return params;
