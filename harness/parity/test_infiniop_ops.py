@@ -3,8 +3,15 @@ torch. A failure here means the InfiniCore build itself is broken, before any mo
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
+
+from harness.results import REPO
 
 from .infiniop import ROPE_GPT_J, ROPE_GPT_NEOX, Infiniop
 from .sampling_reference import reference_sample
@@ -77,6 +84,19 @@ def test_gemm_bf16_shapes_with_tails(ops, m, n, k, layout):
     expected = a.double() @ b.double() + c.double()
     ops.gemm(c, a, b, alpha=1.0, beta=1.0)
     assert rel_err(c, expected) < TOL[torch.bfloat16]
+
+
+@pytest.mark.parametrize("turned_off", [("INFINICORE_CPU_AMX",), ("INFINICORE_CPU_AMX", "INFINICORE_CPU_BF16DOT")])
+def test_gemm_bf16_shapes_on_the_other_cpu_paths(ops, turned_off):
+    """The same shapes in a process with the faster paths turned off: AVX512-BF16 dot-product blocks (patch 0016,
+    where the CPU has them), then the plain loop, so every path this CPU can take is checked here."""
+    if ops.device != "cpu":
+        pytest.skip("these are the CPU backend's paths")
+    env = {**os.environ, **{name: "0" for name in turned_off}}
+    test = f"{Path(__file__).relative_to(REPO)}::test_gemm_bf16_shapes_with_tails"
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:]
 
 
 def test_bf16_gemm_takes_the_tile_path_where_the_cpu_has_amx(ops):
