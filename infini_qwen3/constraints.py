@@ -30,10 +30,11 @@ GAP = r"/[ \n]{0,3}/"
 @dataclass(frozen=True)
 class Answer:
     """The grammar of the answer: one llguidance grammar entry ({"lark_grammar": ...} or {"json_schema": ...}),
-    and the request parameter it comes from (named in errors)."""
+    the request parameter it comes from (named in errors), and the named grammars its Lark refers to (@name)."""
 
     entry: dict
     param: str
+    side: tuple[tuple[str, dict], ...] = ()
 
 
 def json_answer(schema: dict, param: str) -> Answer:
@@ -96,23 +97,19 @@ def tool_calls_answer(tools: list[dict], tool_choice: str | dict, alternative: A
     else:
         lines += [f"TEXT: {ANSWER_TEXT}"]
         lines.insert(0, 'start: TEXT | TEXT? block ("\\n" block)* TEXT?')
-    entry = {"lark_grammar": "\n".join(lines) + "\n"}
-    if alternative is not None and tool_choice == "auto":
-        entry["alternative"] = alternative.entry
-    return Answer(entry, "tools")
+    side = (("alternative", alternative.entry),) if alternative is not None and tool_choice == "auto" else ()
+    return Answer({"lark_grammar": "\n".join(lines) + "\n"}, "tools", side)
 
 
 def grammar_for(answer: Answer, reasoning_state: str | None) -> str:
     """The whole output's llguidance grammar: the answer, after a reasoning block when the prompt leaves one
     open (REASONING) or lets the model open one (DETECT)."""
-    entry = dict(answer.entry)
-    side = {"alternative": entry.pop("alternative")} if "alternative" in entry else {}
     if reasoning_state == REASONING:
         top = f"start: THINK </think> GAP @answer\nTHINK: {THINK_TEXT}\nGAP: {GAP}\n"
     elif reasoning_state == DETECT:
         top = f"start: (<think> THINK </think> GAP)? @answer\nTHINK: {THINK_TEXT}\nGAP: {GAP}\n"
     else:
         top = "start: @answer\n"
-    grammars = [{"name": "top", "lark_grammar": top}, {"name": "answer", **entry}]
-    grammars += [{"name": name, **value} for name, value in side.items()]
+    grammars = [{"name": "top", "lark_grammar": top}, {"name": "answer", **answer.entry}]
+    grammars += [{"name": name, **entry} for name, entry in answer.side]
     return json.dumps({"grammars": grammars}, ensure_ascii=False)
