@@ -82,7 +82,7 @@ class Service:
     def _encode(self, text: str, param: str) -> list[int]:
         """Tokenizes, unless the text is so long that it cannot fit the context whatever its tokens (no token
         is longer than the tokenizer's longest): a huge body is refused without seconds of tokenizing."""
-        size = len(text.encode("utf-8", "surrogatepass"))
+        size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
         fewest = -(-size // self.tokenizer.max_token_bytes)
         if fewest >= self.context_length:
             raise context_length_exceeded(
