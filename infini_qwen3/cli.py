@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from .devices import add_device_arguments, model_device_kwargs
 from .model import DTYPES, Qwen3Model, SamplingParams
 from .server.serve import add_serve_parser
 
@@ -21,8 +22,7 @@ def add_generate_parser(subparsers) -> None:
     p.add_argument("--top-k", type=int, help="0 is no limit (default: generation_config.json)")
     p.add_argument("--top-p", type=float, help="(default: generation_config.json)")
     p.add_argument("--seed", type=int)
-    p.add_argument("--device", default="cpu", choices=["cpu", "nvidia"])
-    p.add_argument("--device-id", type=int, default=0)
+    add_device_arguments(p)
     p.add_argument("--dtype", default="bf16", choices=sorted(DTYPES))
     p.set_defaults(run=run_generate)
 
@@ -31,7 +31,7 @@ def run_generate(args) -> int:
     from .detokenizer import IncrementalDetokenizer
     from .generation import generate
 
-    with Qwen3Model(args.model, device=args.device, device_id=args.device_id, dtype=args.dtype,
+    with Qwen3Model(args.model, **model_device_kwargs(args), dtype=args.dtype,
                     progress=sys.stderr.isatty()) as model:
         tokenizer = model.tokenizer
         if args.chat:

@@ -52,13 +52,19 @@ def gpu_kv_budget(free: int, total: int, weight_bytes: int, utilization: float =
     return budget
 
 
-def default_kv_cache_memory(device: str, device_id: int, config: Qwen3Config, dtype_bytes: int,
+def default_kv_cache_memory(device: str, device_ids: list[int], config: Qwen3Config, dtype_bytes: int,
                             utilization: float = GPU_MEMORY_UTILIZATION) -> int:
+    """KV bytes of the whole model: on a GPU, each rank's device gives its budget less its share of the weights,
+    and the ranks hold equal shares of every block, so the tightest device decides."""
     if device == "cpu":
         return DEFAULT_KV_CACHE_MEMORY
-    memory = cuda_memory(device_id)
-    if memory is None:
-        log.warning("cannot ask the CUDA runtime for free memory; the KV cache gets %d MiB",
-                    DEFAULT_KV_CACHE_MEMORY >> 20)
-        return DEFAULT_KV_CACHE_MEMORY
-    return gpu_kv_budget(*memory, parameter_count(config) * dtype_bytes, utilization)
+    ranks = len(device_ids)
+    budgets = []
+    for device_id in device_ids:
+        memory = cuda_memory(device_id)
+        if memory is None:
+            log.warning("cannot ask the CUDA runtime for free memory; the KV cache gets %d MiB",
+                        DEFAULT_KV_CACHE_MEMORY >> 20)
+            return DEFAULT_KV_CACHE_MEMORY
+        budgets.append(gpu_kv_budget(*memory, parameter_count(config) * dtype_bytes // ranks, utilization))
+    return min(budgets) * ranks

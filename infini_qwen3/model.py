@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import json
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import numpy as np
 
 from . import _native
 from .config import Qwen3Config
+from .devices import rank_devices
 from .kv_memory import GPU_MEMORY_UTILIZATION, default_kv_cache_memory
 from .tokenizer import Tokenizer
 from .weights import checkpoint_bytes, iter_tensors
@@ -76,7 +78,7 @@ class GenerationDefaults:
 
 class Qwen3Model:
     def __init__(self, model_dir: str | Path, *, device: str = "cpu", device_id: int = 0, ndev: int = 1,
-                 dtype: str = "bf16", max_model_len: int | None = None, kv_cache_tokens: int | None = None,
+                 device_ids: Sequence[int] | None = None, dtype: str = "bf16", max_model_len: int | None = None, kv_cache_tokens: int | None = None,
                  kv_cache_memory: int | None = None, block_size: int = KV_BLOCK_SIZE,
                  max_step_tokens: int = DEFAULT_MAX_STEP_TOKENS, rope_layout: str = "auto", cuda_graphs: bool = True,
                  gpu_memory_utilization: float = GPU_MEMORY_UTILIZATION, progress: bool = False):
@@ -84,7 +86,8 @@ class Qwen3Model:
         kv_memory.default_kv_cache_memory: 1 GiB on the CPU, gpu_memory_utilization of a GPU). max_model_len
         (default: the checkpoint's, capped to what the pool holds) is the context of one request; asking for more
         than the pool holds is an error. cuda_graphs: decode steps are captured and replayed as graphs where the
-        device supports it (NVIDIA); the CPU runs them eagerly."""
+        device supports it (NVIDIA); the CPU runs them eagerly. ndev > 1 (or device_ids) splits the model over
+        ranks (devices.rank_devices); the KV pool and kv_cache_memory are the whole model's, all ranks together."""
         self.model_dir = Path(model_dir)
         self.config = Qwen3Config.from_file(self.model_dir)
         if dtype not in DTYPES:
@@ -92,11 +95,13 @@ class Qwen3Model:
         if device not in _native.DEVICES:
             raise ValueError(f"device must be one of {sorted(_native.DEVICES)}, got {device!r}")
         self.device, self.dtype = device, dtype
+        self.device_ids = rank_devices(device, device_id, ndev, device_ids)
         self.block_size = block_size
         c = self.config
         self.kv_block_bytes = 2 * c.num_layers * c.num_kv_heads * c.head_dim * DTYPE_BYTES[dtype] * block_size
         if kv_cache_tokens is None and kv_cache_memory is None:
-            kv_cache_memory = default_kv_cache_memory(device, device_id, c, DTYPE_BYTES[dtype], gpu_memory_utilization)
+            kv_cache_memory = default_kv_cache_memory(device, self.device_ids, c, DTYPE_BYTES[dtype],
+                                                      gpu_memory_utilization)
         self.kv_blocks = self._pool_blocks(kv_cache_tokens, kv_cache_memory)
         self.max_model_len = self._context_length(max_model_len)
         self.max_step_tokens = max_step_tokens
@@ -106,8 +111,8 @@ class Qwen3Model:
         self._handle = ctypes.c_void_p()
         self._lock = threading.Lock()
         meta = self._meta(dtype, rope_layout)
-        ids = (ctypes.c_int32 * ndev)(*range(device_id, device_id + ndev))
-        _native.check(self._lib.iq3CreateModel(ctypes.byref(meta), _native.DEVICES[device], ndev, ids,
+        ids = (ctypes.c_int32 * len(self.device_ids))(*self.device_ids)
+        _native.check(self._lib.iq3CreateModel(ctypes.byref(meta), _native.DEVICES[device], len(ids), ids,
                                                ctypes.byref(self._handle)))
         try:
             self._load_weights(progress)

@@ -11,6 +11,9 @@ target("infini_qwen3")
     add_files("src/*.cpp")
     add_includedirs("include", {public = true})
     add_cxflags("-fPIC", "-fvisibility=hidden")
+    -- the ranks of a CPU model share the cores: each rank's thread sets its OpenMP team size
+    add_cxflags("-fopenmp")
+    add_shflags("-fopenmp", {force = true})
     if infini_root then
         add_includedirs(path.join(infini_root, "include"))
         add_linkdirs(path.join(infini_root, "lib"))

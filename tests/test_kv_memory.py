@@ -40,10 +40,19 @@ def test_gpu_budget_refuses_when_nothing_is_left():
 
 def test_default_on_the_cpu_is_fixed_and_on_a_gpu_follows_its_memory(monkeypatch, tmp_path_factory):
     config = Qwen3Config.from_file(checkpoint(tmp_path_factory.mktemp("cfg"), num_hidden_layers=2, seed=3))
-    assert kv_memory.default_kv_cache_memory("cpu", 0, config, 2) == kv_memory.DEFAULT_KV_CACHE_MEMORY
+    assert kv_memory.default_kv_cache_memory("cpu", [0], config, 2) == kv_memory.DEFAULT_KV_CACHE_MEMORY
     monkeypatch.setattr(kv_memory, "cuda_memory", lambda device_id: (79 * GIB, 80 * GIB))
     weights = kv_memory.parameter_count(config) * 2
     expected = kv_memory.gpu_kv_budget(79 * GIB, 80 * GIB, weights, 0.5)
-    assert kv_memory.default_kv_cache_memory("nvidia", 0, config, 2, 0.5) == expected
+    assert kv_memory.default_kv_cache_memory("nvidia", [0], config, 2, 0.5) == expected
     monkeypatch.setattr(kv_memory, "cuda_memory", lambda device_id: None)  # no CUDA runtime to ask
-    assert kv_memory.default_kv_cache_memory("nvidia", 0, config, 2) == kv_memory.DEFAULT_KV_CACHE_MEMORY
+    assert kv_memory.default_kv_cache_memory("nvidia", [0], config, 2) == kv_memory.DEFAULT_KV_CACHE_MEMORY
+
+
+def test_ranks_share_the_kv_cache_and_the_tightest_device_decides(monkeypatch, tmp_path_factory):
+    config = Qwen3Config.from_file(checkpoint(tmp_path_factory.mktemp("cfg"), num_hidden_layers=2, seed=3))
+    free = {0: 79 * GIB, 1: 60 * GIB}
+    monkeypatch.setattr(kv_memory, "cuda_memory", lambda device_id: (free[device_id], 80 * GIB))
+    half_weights = kv_memory.parameter_count(config) * 2 // 2
+    tightest = kv_memory.gpu_kv_budget(60 * GIB, 80 * GIB, half_weights, 0.9)
+    assert kv_memory.default_kv_cache_memory("nvidia", [0, 1], config, 2) == 2 * tightest

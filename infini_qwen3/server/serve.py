@@ -7,6 +7,7 @@ import logging
 import os
 import re
 
+from ..devices import add_device_arguments, model_device_kwargs
 from ..engine import DEFAULT_MAX_BATCH
 from ..kv_memory import GPU_MEMORY_UTILIZATION
 from ..model import DTYPES
@@ -24,9 +25,7 @@ def add_serve_parser(subparsers) -> None:
     p.add_argument("--served-model-name", help="the model name clients send (default: the --model argument)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--device", default="cpu", choices=["cpu", "nvidia"])
-    p.add_argument("--device-id", type=int, default=0)
-    p.add_argument("--ndev", type=int, default=1, help="devices for tensor parallelism (only 1 is implemented)")
+    add_device_arguments(p)
     p.add_argument("--dtype", default="bf16", choices=sorted(DTYPES))
     p.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH, help="most requests running at once")
     p.add_argument("--max-model-len", type=int,
@@ -90,8 +89,7 @@ def make_loader(args):
             model_dir = ensure_demo_checkpoint()
         else:
             model_dir = args.model
-        model = Qwen3Model(model_dir, device=args.device, device_id=args.device_id, ndev=args.ndev,
-                           dtype=args.dtype, max_model_len=args.max_model_len, kv_cache_memory=args.kv_cache_memory,
+        model = Qwen3Model(model_dir, **model_device_kwargs(args), dtype=args.dtype, max_model_len=args.max_model_len, kv_cache_memory=args.kv_cache_memory,
                            max_step_tokens=args.max_step_tokens, cuda_graphs=args.cuda_graphs == "on",
                            gpu_memory_utilization=args.gpu_memory_utilization)
         if args.max_model_len is None and model.max_model_len < model.config.max_position_embeddings:

@@ -103,6 +103,10 @@ IQ3_API void iq3StructSizes(uint32_t *meta, uint32_t *batch, uint32_t *sampling)
 /* Creates an InfiniCore handle on the device and reports what it found, e.g. "cpu:0 handle ok". */
 IQ3_API iq3Status_t iq3ProbeDevice(int32_t device, int32_t device_id, char *info, size_t info_len);
 
+/* Tensor parallel over ndev ranks (jiuge's split: attention heads and MLP columns, an InfiniCCL all-reduce after
+ * o_proj and after down; lm_head and sampling on rank 0). ndev must divide num_kv_heads and intermediate_size.
+ * device_ids[ndev] (or NULL: 0 .. ndev-1) names each rank's device; on the CPU the ranks are threads of this
+ * process and every id is 0. Weights are still loaded whole: each rank keeps its shard. */
 IQ3_API iq3Status_t iq3CreateModel(const iq3Meta *meta, int32_t device, uint32_t ndev, const int32_t *device_ids,
                                    iq3Model **model);
 IQ3_API void iq3DestroyModel(iq3Model *model);

@@ -104,13 +104,14 @@ iq3Status_t iq3CreateModel(const iq3Meta *meta, int32_t device, uint32_t ndev, c
         require(meta != nullptr && model != nullptr, "meta and model must not be null");
         *model = nullptr;
         require(ndev >= 1, "ndev must be >= 1");
-        if (ndev > 1) {
-            iq3::fail(IQ3_ERR_NOT_IMPLEMENTED,
-                      "ndev > 1 (tensor parallel over InfiniCCL) is not implemented yet; use ndev = 1");
+        const infiniDevice_t type = deviceOf(device);
+        // Without a list the ranks take devices 0 .. ndev-1 (on the CPU all of them the host, device 0).
+        std::vector<int> ids(ndev, 0);
+        for (uint32_t r = 0; r < ndev; r++) {
+            ids[r] = device_ids != nullptr ? device_ids[r] : (type == INFINI_DEVICE_CPU ? 0 : int(r));
         }
-        const int id = device_ids != nullptr ? device_ids[0] : 0;
         auto handle = std::make_unique<iq3Model>();
-        handle->model = std::make_unique<iq3::Model>(*meta, deviceOf(device), id);
+        handle->model = std::make_unique<iq3::Model>(*meta, type, ids);
         *model = handle.release();
     });
 }
@@ -192,8 +193,7 @@ iq3Status_t iq3SetTrace(iq3Model *model, int32_t enabled) {
     return guarded([&] {
         auto &m = modelOf(model);
         std::lock_guard<std::mutex> lock(m.mutex());
-        m.trace().enabled = enabled != 0;
-        m.trace().clear();
+        m.setTrace(enabled != 0);
     });
 }
 
@@ -201,17 +201,17 @@ iq3Status_t iq3TraceCount(iq3Model *model, uint32_t *count) {
     return guarded([&] {
         auto &m = modelOf(model);
         require(count != nullptr, "count is null");
-        *count = uint32_t(m.trace().entries().size());
+        *count = uint32_t(m.traceEntries().size());
     });
 }
 
 iq3Status_t iq3TraceInfo(iq3Model *model, uint32_t index, const char **name, uint32_t *ndim, uint64_t *shape) {
     return guarded([&] {
         auto &m = modelOf(model);
-        const auto &entries = m.trace().entries();
+        const auto &entries = m.traceEntries();
         require(index < entries.size(), "trace index out of range");
         require(name && ndim && shape, "null argument");
-        const auto &e = entries[index];
+        const auto &e = *entries[index];
         require(e.shape.size() <= 4, "trace entry has more than 4 dimensions");
         *name = e.name.c_str();
         *ndim = uint32_t(e.shape.size());
@@ -222,9 +222,9 @@ iq3Status_t iq3TraceInfo(iq3Model *model, uint32_t index, const char **name, uin
 iq3Status_t iq3TraceCopy(iq3Model *model, uint32_t index, float *out) {
     return guarded([&] {
         auto &m = modelOf(model);
-        const auto &entries = m.trace().entries();
+        const auto &entries = m.traceEntries();
         require(index < entries.size() && out != nullptr, "trace index out of range or null output");
-        std::memcpy(out, entries[index].data.data(), entries[index].data.size() * sizeof(float));
+        std::memcpy(out, entries[index]->data.data(), entries[index]->data.size() * sizeof(float));
     });
 }
 

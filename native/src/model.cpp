@@ -2,9 +2,10 @@
 
 #include "error.hpp"
 
+#include <omp.h>
+
 #include <algorithm>
-#include <cmath>
-#include <cstdio>
+#include <set>
 
 namespace iq3 {
 
@@ -56,56 +57,92 @@ const iq3Meta &validated(const iq3Meta &m) {
     return m;
 }
 
-} // namespace
+std::string deviceName(infiniDevice_t device) { return device == INFINI_DEVICE_CPU ? "cpu" : "device type " + std::to_string(int(device)); }
 
-Model::Model(const iq3Meta &meta, infiniDevice_t device, int device_id)
-    : meta_(validated(meta)),
-      dt_(computeDtype(meta.dtype)),
-      rope_algo_(ropeAlgo(meta.rope_layout, device)),
-      ops_(device, device_id),
-      weights_(meta_, dt_, rope_algo_, ops_),
-      kv_(meta.num_layers, meta.kv_blocks, meta.kv_block_size, meta.num_kv_heads, meta.head_dim, dt_),
-      graphs_enabled_(meta.cuda_graphs != 0 && device != INFINI_DEVICE_CPU) {
-    buildRopeTables();
-}
-
-// Same arithmetic as transformers' default RoPE: f32 inverse frequencies, f32 angle = position * inv_freq,
-// cos/sin in f32, then cast to the compute dtype.
-void Model::buildRopeTables() {
-    const size_t half = meta_.head_dim / 2, rows = meta_.max_seq_tokens;
-    std::vector<float> inv_freq(half);
-    for (size_t i = 0; i < half; i++) {
-        const float exponent = float(2 * i) / float(meta_.head_dim);
-        inv_freq[i] = 1.0f / std::pow(meta_.rope_theta, exponent);
+// The ranks split the KV heads (and with them the query heads) and the MLP columns evenly; on an accelerator each
+// rank needs a device of its own; on the CPU the ranks are threads of this process on the host (device 0).
+const iq3Meta &validatedFor(const iq3Meta &meta, infiniDevice_t device, const std::vector<int> &ids) {
+    validated(meta);
+    const size_t ndev = ids.size();
+    auto bad = [](const std::string &why) { fail(IQ3_ERR_INVALID_ARGUMENT, why); };
+    if (ndev == 0) {
+        bad("ndev must be >= 1");
     }
-    std::vector<float> sin_f(rows * half), cos_f(rows * half);
-    for (size_t pos = 0; pos < rows; pos++) {
-        for (size_t i = 0; i < half; i++) {
-            const float angle = float(pos) * inv_freq[i];
-            sin_f[pos * half + i] = std::sin(angle);
-            cos_f[pos * half + i] = std::cos(angle);
+    if (meta.num_kv_heads % ndev != 0 || meta.intermediate_size % ndev != 0) {
+        bad("ndev " + std::to_string(ndev) + " must divide the " + std::to_string(meta.num_kv_heads) +
+            " KV heads and the intermediate size " + std::to_string(meta.intermediate_size) +
+            " (each rank holds an equal share of both)");
+    }
+    int count = 0;
+    IQ3_INFINI(infinirtGetDeviceCount(device, &count));
+    std::set<int> seen;
+    for (int id : ids) {
+        if (id < 0 || id >= count) {
+            bad("device id " + std::to_string(id) + " is not one of the " + std::to_string(count) + " " +
+                deviceName(device) + " devices visible");
+        }
+        if (device != INFINI_DEVICE_CPU && !seen.insert(id).second) {
+            bad("device id " + std::to_string(id) + " appears twice; each rank needs a device of its own");
         }
     }
-    const size_t bytes = rows * half * dtypeSize(dt_);
-    std::vector<char> converted(bytes);
-    sin_table_.grow(bytes);
-    cos_table_.grow(bytes);
-    convertHost(converted.data(), dt_, sin_f.data(), INFINI_DTYPE_F32, rows * half);
-    ops_.copyToDevice(sin_table_.data(), converted.data(), bytes);
-    convertHost(converted.data(), dt_, cos_f.data(), INFINI_DTYPE_F32, rows * half);
-    ops_.copyToDevice(cos_table_.data(), converted.data(), bytes);
+    return meta;
 }
+
+std::vector<std::unique_ptr<Rank>> makeRanks(const iq3Meta &meta, infiniDevice_t device, const std::vector<int> &ids,
+                                             const Communicators &comms) {
+    const infiniDtype_t dt = computeDtype(meta.dtype);
+    const infiniopRoPEAlgo_t rope_algo = ropeAlgo(meta.rope_layout, device);
+    std::vector<std::unique_ptr<Rank>> ranks;
+    for (size_t r = 0; r < ids.size(); r++) {
+        ranks.push_back(std::make_unique<Rank>(meta, Shard{r, ids.size()}, dt, rope_algo, device, ids[r], comms.of(r)));
+    }
+    return ranks;
+}
+
+} // namespace
+
+Communicators::Communicators(infiniDevice_t device, const std::vector<int> &device_ids) {
+    if (device_ids.size() == 1) {
+        return;
+    }
+    comms_.resize(device_ids.size());
+    const infiniStatus_t status = infinicclCommInitAll(device, comms_.data(), int(device_ids.size()), device_ids.data());
+    if (status == INFINI_STATUS_DEVICE_TYPE_NOT_SUPPORTED) {
+        fail(IQ3_ERR_NOT_IMPLEMENTED, "InfiniCCL has no backend for " + deviceName(device) +
+                                          " in this build (an NVIDIA build needs NCCL; see the README), so ndev must be 1");
+    }
+    checkInfini(status, "infinicclCommInitAll");
+}
+
+Communicators::~Communicators() {
+    for (auto comm : comms_) {
+        infinicclCommDestroy(comm);
+    }
+}
+
+Model::Model(const iq3Meta &meta, infiniDevice_t device, const std::vector<int> &device_ids)
+    : meta_(validatedFor(meta, device, device_ids)),
+      comms_(device, device_ids),
+      ranks_(makeRanks(meta_, device, device_ids, comms_)),
+      threads_(device_ids.size(), [this, device](size_t r) {
+          ranks_[r]->ops().activate();
+          if (device == INFINI_DEVICE_CPU) { // the ranks share the cores instead of each using all of them
+              omp_set_num_threads(std::max(1, omp_get_max_threads() / int(ranks_.size())));
+          }
+      }) {}
 
 void Model::loadWeight(const std::string &name, infiniDtype_t dtype, const std::vector<size_t> &shape,
                        const void *data) {
     if (loaded_) {
         fail(IQ3_ERR_INVALID_ARGUMENT, "weights are already complete; cannot load '" + name + "'");
     }
-    weights_.load(name, dtype, shape, data);
+    for (auto &rank : ranks_) {
+        rank->weights().load(name, dtype, shape, data);
+    }
 }
 
 void Model::finishLoading() {
-    auto missing = weights_.missing();
+    auto missing = head().weights().missing();
     if (!missing.empty()) {
         std::string list;
         for (size_t i = 0; i < missing.size() && i < 8; i++) {
@@ -182,7 +219,7 @@ StepBatch Model::checkBatch(const iq3Batch &b) const {
         bad("request lengths add up to " + std::to_string(start) + ", not ntok " + std::to_string(b.ntok));
     }
     step.rows = b.ntok;
-    if (step.decodeOnly() && !trace_.enabled) { // traces keep the shapes of the requests themselves
+    if (step.decodeOnly() && !tracing_) { // traces keep the shapes of the requests themselves
         while (step.rows & (step.rows - 1)) {
             step.rows += step.rows & -step.rows; // up to the next power of two
         }
@@ -197,195 +234,10 @@ StepBatch Model::checkBatch(const iq3Batch &b) const {
     return step;
 }
 
-// One upload of everything this step's operators read: token ids and positions, the slot of each new token,
-// the block tables (rows as wide as the step's longest, rounded up to a power of two so that decode descriptors
-// repeat), past + new and new lengths. Padding rows (batch.rows beyond ntok) are sequences of their own with
-// token 0 at position 0, no slot (-1: nothing cached) and no keys (length 0: zero attention output).
-void Model::uploadStepInputs(const StepBatch &batch) {
-    const size_t rows = batch.rows, nseq = batch.decodeOnly() ? rows : batch.nreq(), bs = meta_.kv_block_size;
-    size_t width = 1;
-    for (const auto &blocks : batch.blocks) {
-        while (width < blocks.size()) {
-            width *= 2;
-        }
-    }
-    std::vector<int64_t> host(3 * rows + nseq * width + 2 * nseq, 0);
-    int64_t *ids = host.data(), *positions = ids + rows, *slots = positions + rows, *tables = slots + rows,
-            *seq_lens = tables + nseq * width, *new_lens = seq_lens + nseq;
-    std::fill(slots, slots + rows, -1);
-    for (size_t r = 0; r < batch.nreq(); r++) {
-        const auto &blocks = batch.blocks[r];
-        for (size_t i = 0; i < batch.lens[r]; i++) {
-            const size_t t = batch.starts[r] + i, position = batch.pos[r] + i;
-            ids[t] = batch.tokens[t];
-            positions[t] = int64_t(position);
-            slots[t] = int64_t(blocks[position / bs]) * int64_t(bs) + int64_t(position % bs);
-        }
-        std::copy(blocks.begin(), blocks.end(), tables + r * width);
-        seq_lens[r] = int64_t(batch.pos[r]) + batch.lens[r];
-        new_lens[r] = batch.lens[r];
-    }
-    step_inputs_.grow(host.size() * sizeof(int64_t));
-    ops_.copyToDevice(step_inputs_.data(), host.data(), host.size() * sizeof(int64_t));
-    auto *base = static_cast<int64_t *>(step_inputs_.data());
-    token_ids_ = Tensor::contiguous(base, INFINI_DTYPE_I64, {rows});
-    positions_ = Tensor::contiguous(base + rows, INFINI_DTYPE_I64, {rows});
-    slot_mapping_ = Tensor::contiguous(base + 2 * rows, INFINI_DTYPE_I64, {rows});
-    block_tables_ = Tensor::contiguous(base + 3 * rows, INFINI_DTYPE_I64, {nseq, width});
-    seq_lens_ = Tensor::contiguous(base + 3 * rows + nseq * width, INFINI_DTYPE_I64, {nseq});
-    new_lens_ = Tensor::contiguous(base + 3 * rows + nseq * width + nseq, INFINI_DTYPE_I64, {nseq});
-}
-
-void Model::runLayers(const StepBatch &batch) {
-    const size_t ntok = batch.rows, d = meta_.hidden_size, dh = meta_.head_dim, di = meta_.intermediate_size;
-    const size_t nh = meta_.num_heads, nkvh = meta_.num_kv_heads, es = dtypeSize(dt_);
-    const float eps = meta_.rms_norm_eps;
-
-    hidden_.grow(ntok * d * es);
-    normed_.grow(ntok * d * es);
-    qkv_.grow(ntok * (nh + 2 * nkvh) * dh * es);
-    attn_out_.grow(ntok * nh * dh * es);
-    gate_up_.grow(ntok * 2 * di * es);
-    act_.grow(ntok * di * es);
-
-    const auto x = Tensor::contiguous(hidden_.data(), dt_, {ntok, d});
-    const auto xn = Tensor::contiguous(normed_.data(), dt_, {ntok, d});
-    const auto qkv = Tensor::contiguous(qkv_.data(), dt_, {ntok, (nh + 2 * nkvh) * dh});
-    const auto q = qkv.slice(1, 0, nh * dh).split(1, {nh, dh});
-    const auto k = qkv.slice(1, nh * dh, nkvh * dh).split(1, {nkvh, dh});
-    const auto v = qkv.slice(1, (nh + nkvh) * dh, nkvh * dh).split(1, {nkvh, dh});
-    const auto attn_out = Tensor::contiguous(attn_out_.data(), dt_, {ntok, nh * dh});
-    const auto gate_up = Tensor::contiguous(gate_up_.data(), dt_, {ntok, 2 * di});
-    const auto gate = gate_up.slice(1, 0, di), up = gate_up.slice(1, di, di);
-    const auto act = Tensor::contiguous(act_.data(), dt_, {ntok, di});
-    const auto &pos = positions_;
-    const auto sin = Tensor::contiguous(sin_table_.data(), dt_, {meta_.max_seq_tokens, dh / 2});
-    const auto cos = Tensor::contiguous(cos_table_.data(), dt_, {meta_.max_seq_tokens, dh / 2});
-    // o_proj and down add the residual inside the GEMM (beta = 1); the trace records the residual stream after
-    // it, which is what this step computes.
-    auto residual_linear = [&](const std::string &name, const Tensor &input, const Tensor &weight) {
-        ops_.gemm(x, input, weight.permute({1, 0}), 1.0f, 1.0f);
-        trace_.record(ops_, name, x);
-    };
-
-    ops_.embedding(x, token_ids_, weights_.embed());
-    trace_.record(ops_, "embed", x);
-    for (size_t l = 0; l < meta_.num_layers; l++) {
-        const std::string p = "layers." + std::to_string(l) + ".";
-        ops_.rmsnorm(xn, x, weights_.attnNorm(l), eps);
-        trace_.record(ops_, p + "attn_norm", xn);
-        ops_.gemm(qkv, xn, weights_.qkv(l).permute({1, 0}));
-        trace_.record(ops_, p + "q", q);
-        trace_.record(ops_, p + "k", k);
-        trace_.record(ops_, p + "v", v);
-        ops_.rmsnorm(q, q, weights_.qNorm(l), eps); // Qwen3 QK-norm: over head_dim, before RoPE
-        ops_.rmsnorm(k, k, weights_.kNorm(l), eps);
-        trace_.record(ops_, p + "q_norm", q);
-        trace_.record(ops_, p + "k_norm", k);
-        ops_.rope(q, q, pos, sin, cos, rope_algo_);
-        ops_.rope(k, k, pos, sin, cos, rope_algo_);
-        trace_.record(ops_, p + "q_rope", q);
-        trace_.record(ops_, p + "k_rope", k);
-        attention(batch, l, q, k, v, attn_out);
-        trace_.record(ops_, p + "attn", attn_out);
-        residual_linear(p + "attn_residual", attn_out, weights_.oProj(l));
-        ops_.rmsnorm(xn, x, weights_.ffnNorm(l), eps);
-        trace_.record(ops_, p + "ffn_norm", xn);
-        ops_.gemm(gate_up, xn, weights_.gateUp(l).permute({1, 0}));
-        trace_.record(ops_, p + "gate", gate);
-        trace_.record(ops_, p + "up", up);
-        ops_.siluAndMul(act, gate_up); // silu(gate) * up
-        trace_.record(ops_, p + "act", act);
-        residual_linear(p + "mlp_residual", act, weights_.down(l));
-    }
-}
-
-// The new K/V of all requests go into their blocks in one launch. Decoding requests (the leading ones with a
-// single new token) then attend over their blocks in one paged-attention launch; a prompt chunk without a past
-// uses GEMMs over its own K/V; a chunk with a past attends over its blocks with the paged prefill operator.
-void Model::attention(const StepBatch &batch, size_t layer, const Tensor &q, const Tensor &k, const Tensor &v,
-                      const Tensor &out) {
-    const float scale = 1.0f / std::sqrt(float(meta_.head_dim));
-    const auto k_cache = kv_.keys(layer), v_cache = kv_.values(layer);
-    const auto out_heads = out.split(1, {meta_.num_heads, meta_.head_dim});
-    ops_.pagedCaching(k_cache, v_cache, k, v, slot_mapping_);
-    const uint32_t nd = batch.decodeOnly() ? batch.rows : batch.decoding; // padding rows attend to nothing
-    if (nd > 0) {
-        ops_.pagedAttention(out_heads.slice(0, 0, nd), q.slice(0, 0, nd), k_cache, v_cache,
-                            block_tables_.slice(0, 0, nd), seq_lens_.slice(0, 0, nd), scale);
-    }
-    for (uint32_t r = nd; r < batch.nreq(); r++) {
-        if (batch.pos[r] == 0) {
-            contiguousAttention(batch, r, q, k, v, out);
-            continue;
-        }
-        const size_t start = batch.starts[r], seq = batch.lens[r];
-        ops_.pagedAttentionPrefill(out_heads.slice(0, start, seq), q.slice(0, start, seq), k_cache, v_cache,
-                                   block_tables_.slice(0, r, 1), seq_lens_.slice(0, r, 1), new_lens_.slice(0, r, 1),
-                                   scale);
-    }
-}
-
-// softmax(Q K^T / sqrt(dh)) V with the causal mask, as strided GEMMs over [kv_head, group * seq, .] (GQA without
-// copying K/V per head), reading K/V where the QKV projection left them.
-void Model::contiguousAttention(const StepBatch &batch, uint32_t r, const Tensor &q, const Tensor &k,
-                                const Tensor &v, const Tensor &out) {
-    const size_t nh = meta_.num_heads, nkvh = meta_.num_kv_heads, dh = meta_.head_dim, es = dtypeSize(dt_);
-    const size_t ngroup = nh / nkvh, start = batch.starts[r], seq = batch.lens[r];
-    const float scale = 1.0f / std::sqrt(float(dh));
-    const auto keys = k.slice(0, start, seq);   // [seq, nkvh, dh]
-    const auto values = v.slice(0, start, seq); // [seq, nkvh, dh]
-
-    q_heads_.grow(nh * seq * dh * es);
-    const auto q_heads = Tensor::contiguous(q_heads_.data(), dt_, {nkvh, ngroup, seq, dh});
-    ops_.rearrange(q_heads, q.slice(0, start, seq).split(1, {nkvh, ngroup}).permute({1, 2, 0, 3}));
-
-    scores_.grow(nh * seq * seq * es);
-    const auto scores = Tensor::contiguous(scores_.data(), dt_, {nkvh, ngroup * seq, seq});
-    ops_.gemm(scores, q_heads.view({nkvh, ngroup * seq, dh}), keys.permute({1, 2, 0}), scale, 0.0f);
-    const auto probs = scores.view({nh, seq, seq});
-    ops_.causalSoftmax(probs, probs);
-
-    head_out_.grow(nh * seq * dh * es);
-    const auto head_out = Tensor::contiguous(head_out_.data(), dt_, {nkvh, ngroup * seq, dh});
-    ops_.gemm(head_out, scores, values.permute({1, 0, 2}), 1.0f, 0.0f);
-    ops_.rearrange(out.slice(0, start, seq).split(1, {nkvh, ngroup, dh}),
-                   head_out.view({nkvh, ngroup, seq, dh}).permute({2, 0, 1, 3}));
-}
-
-// Every row when all positions are asked for or every request has one row (decode, padding included); else the
-// last row of each request.
-size_t Model::logitRows(const StepBatch &batch, bool all_positions) const {
-    return all_positions || batch.decodeOnly() ? batch.rows : batch.nreq();
-}
-
-Tensor Model::logitsView(const StepBatch &batch) const {
-    return Tensor::contiguous(logits_.data(), dt_, {logitRows(batch, false), meta_.vocab_size});
-}
-
-Tensor Model::logitsFor(const StepBatch &batch, bool all_positions) {
-    const size_t d = meta_.hidden_size, es = dtypeSize(dt_), vocab = meta_.vocab_size;
-    const size_t rows = logitRows(batch, all_positions);
-    const bool every_row = all_positions || batch.decodeOnly();
-    const auto x = Tensor::contiguous(hidden_.data(), dt_, {batch.rows, d});
-    last_hidden_.grow(rows * d * es);
-    const auto h = Tensor::contiguous(last_hidden_.data(), dt_, {rows, d});
-    if (every_row) {
-        ops_.rmsnorm(h, x, weights_.finalNorm(), meta_.rms_norm_eps);
-    } else {
-        for (uint32_t r = 0; r < batch.nreq(); r++) {
-            const size_t last = batch.starts[r] + batch.lens[r] - 1;
-            ops_.copyOnDevice(static_cast<char *>(h.data) + r * d * es, static_cast<char *>(x.data) + last * d * es,
-                              d * es);
-        }
-        ops_.rmsnorm(h, h, weights_.finalNorm(), meta_.rms_norm_eps);
-    }
-    trace_.record(ops_, "final_norm", h);
-    logits_.grow(rows * vocab * es);
-    const auto logits = Tensor::contiguous(logits_.data(), dt_, {rows, vocab});
-    ops_.gemm(logits, h, weights_.lmHead().permute({1, 0}));
-    trace_.record(ops_, "logits", logits);
-    return logits;
+void Model::prepare(const StepBatch &batch, bool all_positions) {
+    trace_entries_.clear(); // they point into the ranks' traces, which the ranks clear now
+    const StepInputs inputs = stepInputs(batch, meta_.kv_block_size);
+    threads_.run([&](size_t r) { ranks_[r]->prepare(batch, inputs, all_positions); });
 }
 
 void Model::infer(const StepBatch &batch, const std::vector<SamplingParams> &sampling, uint32_t *out_tokens,
@@ -394,104 +246,55 @@ void Model::infer(const StepBatch &batch, const std::vector<SamplingParams> &sam
     if (sampling.size() != batch.nreq()) {
         fail(IQ3_ERR_INTERNAL, "one sampling entry per request is needed");
     }
-    ops_.activate();
-    trace_.clear();
-    uploadStepInputs(batch);
-    const size_t rows = logitRows(batch, false);
-    uploadSampling(sampling, rows);
-    const auto logits = runStep(batch);
-    if (logits_out != nullptr) {
-        copyLogits(logits.slice(0, 0, batch.nreq()), logits_out);
-    }
-    std::vector<int64_t> ids(rows);
-    ops_.copyToHost(ids.data(), sampled_.data(), rows * sizeof(int64_t));
-    std::copy(ids.begin(), ids.begin() + batch.nreq(), out_tokens);
-}
-
-// Eager, or on a backend that captures graphs, a decode step replayed from the graph of its batch bucket. A
-// bucket's first step runs eagerly (descriptors, workspaces and library state come into being outside a
-// capture); its second is captured; later ones replay while the recorded buffers keep their addresses.
-Tensor Model::runStep(const StepBatch &batch) {
-    if (!graphs_enabled_ || !batch.decodeOnly() || trace_.enabled) {
-        return computeStep(batch);
-    }
-    auto &entry = graphs_[{batch.rows, block_tables_.shape.at(1)}];
-    if (entry.graph.valid() && entry.buffers == stepBuffers()) {
-        entry.graph.launch(ops_.stream());
-        return logitsView(batch);
-    }
-    if (entry.unsupported || entry.eager_runs++ == 0) {
-        return computeStep(batch);
-    }
+    prepare(batch, false);
+    const size_t rows = batch.decodeOnly() ? batch.rows : batch.nreq(); // logit rows, padding included
+    head().prepareSampling(sampling, rows);
     Tensor logits;
-    std::string why;
-    bool captured = false;
-    try {
-        captured = entry.graph.capture(ops_.stream(), [&] { logits = computeStep(batch); }, &why);
-    } catch (const Error &e) { // an operation the capture does not allow: the capture ended, the step is redone
-        why = e.what();
+    threads_.run([&](size_t r) {
+        const Tensor out = ranks_[r]->runStep(batch);
+        if (r == 0) {
+            logits = out;
+        }
+    });
+    collectTrace();
+    head().ops().activate();
+    if (logits_out != nullptr) {
+        head().copyLogits(logits.slice(0, 0, batch.nreq()), logits_out);
     }
-    if (!captured) {
-        entry.unsupported = true; // this bucket stays eager; the step itself still runs
-        std::fprintf(stderr, "infini-qwen3: decode steps of %u rows run eagerly: %s\n", batch.rows, why.c_str());
-        return computeStep(batch);
-    }
-    entry.buffers = stepBuffers();
-    entry.graph.launch(ops_.stream());
-    return logits;
-}
-
-// Everything a step launches after its inputs are on the device: layers, logits, one batched draw.
-Tensor Model::computeStep(const StepBatch &batch) {
-    runLayers(batch);
-    const auto logits = logitsFor(batch, false);
-    const auto *params = static_cast<const float *>(sampling_inputs_.data());
-    const size_t rows = logits.shape.at(0);
-    const Tensor result = Tensor::contiguous(sampled_.data(), INFINI_DTYPE_I64, {rows});
-    ops_.randomSampleBatch(result, logits, params, params + rows, reinterpret_cast<const int *>(params + 3 * rows),
-                           params + 2 * rows);
-    return logits;
-}
-
-// [random rows][top_p rows][temperature rows][top_k rows] as 4-byte words in one upload; rows beyond the requests
-// (padding) draw greedily.
-void Model::uploadSampling(const std::vector<SamplingParams> &sampling, size_t rows) {
-    std::vector<float> params(4 * rows, 0.0f);
-    auto *topk = reinterpret_cast<int *>(params.data() + 3 * rows);
-    std::fill(topk, topk + rows, 1);
-    for (size_t r = 0; r < sampling.size(); r++) {
-        params[r] = sampling[r].random;
-        params[rows + r] = sampling[r].topp;
-        params[2 * rows + r] = sampling[r].temperature;
-        topk[r] = sampling[r].topk;
-    }
-    static_assert(sizeof(int) == sizeof(float), "sampling parameters are packed as 4-byte words");
-    sampling_inputs_.grow(params.size() * sizeof(float));
-    ops_.copyToDevice(sampling_inputs_.data(), params.data(), params.size() * sizeof(float));
-    sampled_.grow(rows * sizeof(int64_t));
-}
-
-std::vector<const void *> Model::stepBuffers() const {
-    return {hidden_.data(), normed_.data(), qkv_.data(),         attn_out_.data(),        gate_up_.data(),
-            act_.data(),    last_hidden_.data(), logits_.data(), sampled_.data(),         step_inputs_.data(),
-            sampling_inputs_.data(), ops_.workspaceData()};
+    head().copySampled(out_tokens, batch.nreq());
 }
 
 void Model::forward(const StepBatch &batch, bool all_positions, float *out) {
     ensureLoaded();
-    ops_.activate();
-    trace_.clear();
-    uploadStepInputs(batch);
-    runLayers(batch);
-    const auto logits = logitsFor(batch, all_positions);
-    copyLogits(logits.slice(0, 0, all_positions ? batch.ntok : batch.nreq()), out);
+    prepare(batch, all_positions);
+    Tensor logits;
+    threads_.run([&](size_t r) {
+        const Tensor result = ranks_[r]->forward(batch, all_positions);
+        if (r == 0) {
+            logits = result;
+        }
+    });
+    collectTrace();
+    head().ops().activate();
+    head().copyLogits(logits.slice(0, 0, all_positions ? batch.ntok : batch.nreq()), out);
 }
 
-void Model::copyLogits(const Tensor &logits, float *out) {
-    const size_t n = logits.numel();
-    std::vector<char> raw(n * dtypeSize(dt_));
-    ops_.copyToHost(raw.data(), logits.data, raw.size());
-    convertHost(out, INFINI_DTYPE_F32, raw.data(), dt_, n);
+void Model::setTrace(bool enabled) {
+    tracing_ = enabled;
+    for (auto &rank : ranks_) {
+        rank->trace().enabled = enabled;
+        rank->trace().clear();
+    }
+    trace_entries_.clear();
+}
+
+void Model::collectTrace() {
+    trace_entries_.clear();
+    for (auto &rank : ranks_) {
+        for (const auto &entry : rank->trace().entries()) {
+            trace_entries_.push_back(&entry);
+        }
+    }
 }
 
 } // namespace iq3

@@ -13,7 +13,7 @@ void Trace::record(Ops &ops, const std::string &name, const Tensor &tensor) {
     ops.rearrange(packed, tensor);
     std::vector<char> raw(bytes);
     ops.copyToHost(raw.data(), staging_.data(), bytes);
-    TraceEntry entry{name, {tensor.shape.begin(), tensor.shape.end()}, std::vector<float>(n)};
+    TraceEntry entry{prefix + name, {tensor.shape.begin(), tensor.shape.end()}, std::vector<float>(n)};
     convertHost(entry.data.data(), INFINI_DTYPE_F32, raw.data(), tensor.dtype, n);
     entries_.push_back(std::move(entry));
 }

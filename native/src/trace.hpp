@@ -18,6 +18,7 @@ struct TraceEntry {
 class Trace {
 public:
     bool enabled = false;
+    std::string prefix; // before every name: which rank recorded it, when there are several
 
     void clear() { entries_.clear(); }
     // Copies a (possibly strided) device tensor; no-op when disabled.

@@ -18,39 +18,66 @@ std::string shapeString(const std::vector<size_t> &shape) {
 
 } // namespace
 
-Weights::Weights(const iq3Meta &meta, infiniDtype_t dt, infiniopRoPEAlgo_t rope_algo, Ops &ops)
-    : meta_(meta), dt_(dt), rope_algo_(rope_algo), ops_(ops), layers_(meta.num_layers) {
+Weights::Weights(const iq3Meta &meta, Shard shard, infiniDtype_t dt, infiniopRoPEAlgo_t rope_algo, Ops &ops)
+    : meta_(meta), shard_(shard), dt_(dt), rope_algo_(rope_algo), ops_(ops), layers_(meta.num_layers) {
     const size_t d = meta.hidden_size, di = meta.intermediate_size, dh = meta.head_dim;
     const size_t q_rows = size_t(meta.num_heads) * dh, kv_rows = size_t(meta.num_kv_heads) * dh;
-    const size_t qkv_rows = q_rows + 2 * kv_rows;
-    expect("model.embed_tokens.weight", {meta.vocab_size, d}, embed_, meta.vocab_size);
+    // This rank's rows of the fused projections.
+    const size_t q_part = shard.part(q_rows), kv_part = shard.part(kv_rows), di_part = shard.part(di);
+    const size_t qkv_part = q_part + 2 * kv_part;
+    const Split head_only = shard.holdsHead() ? Split::whole : Split::elsewhere;
+    expect("model.embed_tokens.weight", {meta.vocab_size, d}, &embed_, meta.vocab_size);
     if (!meta.tie_word_embeddings) {
-        expect("lm_head.weight", {meta.vocab_size, d}, lm_head_, meta.vocab_size);
+        expect("lm_head.weight", {meta.vocab_size, d}, &lm_head_, meta.vocab_size, 0, false, head_only);
     }
-    expect("model.norm.weight", {d}, final_norm_, 1);
+    expect("model.norm.weight", {d}, &final_norm_, 1, 0, false, head_only);
     for (size_t i = 0; i < meta.num_layers; i++) {
         auto &l = layers_[i];
         const std::string p = "model.layers." + std::to_string(i) + ".";
-        expect(p + "input_layernorm.weight", {d}, l.attn_norm, 1);
-        expect(p + "self_attn.q_proj.weight", {q_rows, d}, l.qkv, qkv_rows, 0, true);
-        expect(p + "self_attn.k_proj.weight", {kv_rows, d}, l.qkv, qkv_rows, q_rows, true);
-        expect(p + "self_attn.v_proj.weight", {kv_rows, d}, l.qkv, qkv_rows, q_rows + kv_rows);
-        expect(p + "self_attn.q_norm.weight", {dh}, l.q_norm, 1, 0, true);
-        expect(p + "self_attn.k_norm.weight", {dh}, l.k_norm, 1, 0, true);
-        expect(p + "self_attn.o_proj.weight", {d, q_rows}, l.o_proj, d);
-        expect(p + "post_attention_layernorm.weight", {d}, l.ffn_norm, 1);
-        expect(p + "mlp.gate_proj.weight", {di, d}, l.gate_up, 2 * di);
-        expect(p + "mlp.up_proj.weight", {di, d}, l.gate_up, 2 * di, di);
-        expect(p + "mlp.down_proj.weight", {d, di}, l.down, d);
+        expect(p + "input_layernorm.weight", {d}, &l.attn_norm, 1);
+        expect(p + "self_attn.q_proj.weight", {q_rows, d}, &l.qkv, qkv_part, 0, true, Split::rows);
+        expect(p + "self_attn.k_proj.weight", {kv_rows, d}, &l.qkv, qkv_part, q_part, true, Split::rows);
+        expect(p + "self_attn.v_proj.weight", {kv_rows, d}, &l.qkv, qkv_part, q_part + kv_part, false, Split::rows);
+        expect(p + "self_attn.q_norm.weight", {dh}, &l.q_norm, 1, 0, true);
+        expect(p + "self_attn.k_norm.weight", {dh}, &l.k_norm, 1, 0, true);
+        expect(p + "self_attn.o_proj.weight", {d, q_rows}, &l.o_proj, d, 0, false, Split::cols);
+        expect(p + "post_attention_layernorm.weight", {d}, &l.ffn_norm, 1);
+        expect(p + "mlp.gate_proj.weight", {di, d}, &l.gate_up, 2 * di_part, 0, false, Split::rows);
+        expect(p + "mlp.up_proj.weight", {di, d}, &l.gate_up, 2 * di_part, di_part, false, Split::rows);
+        expect(p + "mlp.down_proj.weight", {d, di}, &l.down, d, 0, false, Split::cols);
     }
 }
 
-void Weights::expect(const std::string &name, std::vector<size_t> shape, DeviceBuffer &buffer, size_t total_rows,
-                     size_t row_offset, bool rope_rows) {
+void Weights::expect(const std::string &name, std::vector<size_t> shape, DeviceBuffer *buffer, size_t total_rows,
+                     size_t row_offset, bool rope_rows, Split split) {
     // 1-D tensors count as one row of their length.
     const size_t cols = shape.size() == 2 ? shape[1] : shape[0];
-    buffer.grow(total_rows * cols * dtypeSize(dt_));
-    destinations_[name] = Destination{std::move(shape), &buffer, row_offset, rope_rows};
+    if (split != Split::elsewhere) {
+        buffer->grow(total_rows * (split == Split::cols ? shard_.part(cols) : cols) * dtypeSize(dt_));
+    }
+    destinations_[name] = Destination{std::move(shape), buffer, row_offset, rope_rows, split};
+}
+
+const char *Weights::shardOf(const Destination &dest, const char *data, size_t element_bytes, size_t *rows,
+                             size_t *cols, std::vector<char> *gathered) const {
+    *rows = dest.shape.size() == 2 ? dest.shape[0] : 1;
+    *cols = dest.shape.size() == 2 ? dest.shape[1] : dest.shape[0];
+    if (dest.split == Split::rows) {
+        const size_t begin = shard_.begin(*rows);
+        *rows = shard_.part(*rows);
+        return data + begin * *cols * element_bytes;
+    }
+    if (dest.split == Split::cols) {
+        const size_t begin = shard_.begin(*cols), part = shard_.part(*cols);
+        gathered->resize(*rows * part * element_bytes);
+        for (size_t r = 0; r < *rows; r++) {
+            std::memcpy(gathered->data() + r * part * element_bytes, data + (r * *cols + begin) * element_bytes,
+                        part * element_bytes);
+        }
+        *cols = part;
+        return gathered->data();
+    }
+    return data;
 }
 
 void Weights::load(const std::string &name, infiniDtype_t dtype, const std::vector<size_t> &shape, const void *data) {
@@ -73,19 +100,22 @@ void Weights::load(const std::string &name, infiniDtype_t dtype, const std::vect
     if (data == nullptr) {
         fail(IQ3_ERR_INVALID_ARGUMENT, "tensor '" + name + "' has no data");
     }
-    size_t numel = 1;
-    for (size_t s : shape) {
-        numel *= s;
+    if (dest.split == Split::elsewhere) {
+        dest.loaded = true;
+        return;
     }
-    const size_t cols = shape.size() == 2 ? shape[1] : shape[0];
-    std::vector<char> converted(numel * dtypeSize(dt_));
-    convertHost(converted.data(), dt_, data, dtype, numel);
+    size_t rows = 0, cols = 0;
+    std::vector<char> gathered;
+    const char *part = shardOf(dest, static_cast<const char *>(data), dtypeSize(dtype), &rows, &cols, &gathered);
+    std::vector<char> converted(rows * cols * dtypeSize(dt_));
+    convertHost(converted.data(), dt_, part, dtype, rows * cols);
     if (dest.rope_rows && rope_algo_ == INFINIOP_ROPE_ALGO_GPT_J) {
         // A 1-D norm weight permutes its elements, a projection its rows, in groups of head_dim.
         const size_t unit = shape.size() == 2 ? cols * dtypeSize(dt_) : dtypeSize(dt_);
         permuteForGptJ(converted, meta_.head_dim, unit);
     }
     const size_t offset = dest.row_offset * cols * dtypeSize(dt_);
+    ops_.activate(); // loading runs on the caller's thread, rank after rank
     ops_.copyToDevice(static_cast<char *>(dest.buffer->data()) + offset, converted.data(), converted.size());
     dest.loaded = true;
 }
@@ -129,18 +159,20 @@ Tensor Weights::lmHead() const {
 Tensor Weights::finalNorm() const { return vector(final_norm_, meta_.hidden_size); }
 Tensor Weights::attnNorm(size_t i) const { return vector(layers_[i].attn_norm, meta_.hidden_size); }
 Tensor Weights::qkv(size_t i) const {
-    return matrix(layers_[i].qkv, size_t(meta_.num_heads + 2 * meta_.num_kv_heads) * meta_.head_dim,
-                  meta_.hidden_size);
+    const size_t heads = shard_.part(meta_.num_heads) + 2 * shard_.part(meta_.num_kv_heads);
+    return matrix(layers_[i].qkv, heads * meta_.head_dim, meta_.hidden_size);
 }
 Tensor Weights::qNorm(size_t i) const { return vector(layers_[i].q_norm, meta_.head_dim); }
 Tensor Weights::kNorm(size_t i) const { return vector(layers_[i].k_norm, meta_.head_dim); }
 Tensor Weights::oProj(size_t i) const {
-    return matrix(layers_[i].o_proj, meta_.hidden_size, size_t(meta_.num_heads) * meta_.head_dim);
+    return matrix(layers_[i].o_proj, meta_.hidden_size, shard_.part(meta_.num_heads) * meta_.head_dim);
 }
 Tensor Weights::ffnNorm(size_t i) const { return vector(layers_[i].ffn_norm, meta_.hidden_size); }
 Tensor Weights::gateUp(size_t i) const {
-    return matrix(layers_[i].gate_up, 2 * size_t(meta_.intermediate_size), meta_.hidden_size);
+    return matrix(layers_[i].gate_up, 2 * shard_.part(meta_.intermediate_size), meta_.hidden_size);
 }
-Tensor Weights::down(size_t i) const { return matrix(layers_[i].down, meta_.hidden_size, meta_.intermediate_size); }
+Tensor Weights::down(size_t i) const {
+    return matrix(layers_[i].down, meta_.hidden_size, shard_.part(meta_.intermediate_size));
+}
 
 } // namespace iq3

@@ -1,9 +1,13 @@
-// Qwen3 weights on the device, entered by their Hugging Face names. Q/K/V are stored fused as one
-// [q; k; v] matrix and gate/up as [gate; up], so each projection group is one GEMM.
+// One rank's Qwen3 weights on its device, entered by their Hugging Face names. Q/K/V are stored fused as one
+// [q; k; v] matrix and gate/up as [gate; up], so each projection group is one GEMM. Under tensor parallelism a
+// rank keeps its shard, cut at load time: q/k/v by heads and gate/up by rows (column parallel), o_proj and
+// down by input columns (row parallel); norms and the embedding whole; the final norm and lm_head on the rank
+// that samples only (InfiniCCL 0.1.0 has no all-gather to join a vocabulary split).
 #pragma once
 
 #include "infini_qwen3.h"
 #include "ops.hpp"
+#include "shard.hpp"
 
 #include <map>
 #include <string>
@@ -17,13 +21,14 @@ struct LayerWeights {
 
 class Weights {
 public:
-    Weights(const iq3Meta &meta, infiniDtype_t dt, infiniopRoPEAlgo_t rope_algo, Ops &ops);
+    Weights(const iq3Meta &meta, Shard shard, infiniDtype_t dt, infiniopRoPEAlgo_t rope_algo, Ops &ops);
 
-    // Converts to the compute dtype (permuting q/k rows for GPT-J RoPE) and uploads; throws naming the tensor.
+    // Cuts this rank's shard, converts it to the compute dtype (permuting q/k rows for GPT-J RoPE) and uploads
+    // it; throws naming the tensor. A tensor another rank holds alone is checked and skipped.
     void load(const std::string &name, infiniDtype_t dtype, const std::vector<size_t> &shape, const void *data);
     std::vector<std::string> missing() const;
 
-    // Views, all [rows, cols] row-major as in the checkpoint.
+    // Views of this rank's shard, all [rows, cols] row-major as in the checkpoint.
     Tensor embed() const;
     Tensor lmHead() const;
     Tensor finalNorm() const;
@@ -37,21 +42,28 @@ public:
     Tensor down(size_t layer) const;
 
 private:
+    enum class Split { whole, rows, cols, elsewhere }; // what of a tensor this rank keeps
     // Where one named checkpoint tensor goes.
     struct Destination {
-        std::vector<size_t> shape;
+        std::vector<size_t> shape; // as in the checkpoint
         DeviceBuffer *buffer;
-        size_t row_offset;    // rows of the fused matrix that precede this tensor
+        size_t row_offset;    // rows of the fused matrix (of this rank's shard) that precede this tensor
         bool rope_rows;       // rows (or elements) are head_dim groups to permute for GPT-J RoPE
+        Split split;
         bool loaded = false;
     };
-    void expect(const std::string &name, std::vector<size_t> shape, DeviceBuffer &buffer, size_t total_rows,
-                size_t row_offset = 0, bool rope_rows = false);
+    void expect(const std::string &name, std::vector<size_t> shape, DeviceBuffer *buffer, size_t total_rows,
+                size_t row_offset = 0, bool rope_rows = false, Split split = Split::whole);
+    // This rank's part of a checkpoint tensor as contiguous host memory in the source dtype: the data itself, or
+    // a copy of its columns in *gathered.
+    const char *shardOf(const Destination &dest, const char *data, size_t element_bytes, size_t *rows, size_t *cols,
+                        std::vector<char> *gathered) const;
     Tensor matrix(const DeviceBuffer &buffer, size_t rows, size_t cols) const;
     Tensor vector(const DeviceBuffer &buffer, size_t n) const;
     void permuteForGptJ(std::vector<char> &data, size_t head_dim, size_t unit_bytes) const;
 
     iq3Meta meta_;
+    Shard shard_;
     infiniDtype_t dt_;
     infiniopRoPEAlgo_t rope_algo_;
     Ops &ops_;

@@ -1,0 +1,109 @@
+// One rank of the Qwen3 decoder: what one device holds and computes. Its shard of the weights, its share of the
+// paged KV cache (its KV heads, every block), its scratch buffers, operators and trace. A step is the decoder
+// layers, each an attention block and an MLP block that end in an all-reduce across the ranks when there are
+// several; the rank that holds the head (rank 0) then computes the logits and samples.
+#pragma once
+
+#include "kv_cache.hpp"
+#include "ops.hpp"
+#include "shard.hpp"
+#include "step_batch.hpp"
+#include "step_graph.hpp"
+#include "trace.hpp"
+#include "weights.hpp"
+
+#include <infiniccl.h>
+
+#include <cstdint>
+#include <map>
+#include <utility>
+#include <vector>
+
+namespace iq3 {
+
+class Rank {
+public:
+    // comm: this rank's InfiniCCL communicator, nullptr when it is the only rank.
+    Rank(const iq3Meta &meta, Shard shard, infiniDtype_t dt, infiniopRoPEAlgo_t rope_algo, infiniDevice_t device,
+         int device_id, infinicclComm_t comm);
+
+    Weights &weights() { return weights_; }
+    Trace &trace() { return trace_; }
+    Ops &ops() { return ops_; }
+    const Shard &shard() const { return shard_; }
+
+    // Everything of a step that can fail for want of memory, before any rank computes (a rank that failed
+    // inside a step would leave the others waiting in an all-reduce): this thread's device, the step's inputs
+    // uploaded, its scratch grown.
+    void prepare(const StepBatch &batch, const StepInputs &inputs, bool all_positions);
+    // The head's part of preparing: the sampling parameters of each logit row.
+    void prepareSampling(const std::vector<SamplingParams> &sampling, size_t rows);
+
+    // The step: eagerly, or replayed from a captured graph (decode on a backend that captures). The head rank
+    // computes the logits and draws one id per row into sampled(); returns the logits (empty on other ranks).
+    Tensor runStep(const StepBatch &batch);
+    // Layers and (on the head) logits for the chosen rows, no sampling.
+    Tensor forward(const StepBatch &batch, bool all_positions);
+
+    void copyLogits(const Tensor &logits, float *out); // device logits -> host float32
+    void copySampled(uint32_t *out, size_t n);
+
+private:
+    // Views of this step's scratch, [rows, features] of this rank's heads and MLP columns.
+    struct StepViews {
+        Tensor x, xn, qkv, q, k, v, attn_out, gate_up, act;
+    };
+    StepViews views(size_t rows) const;
+
+    void runLayers(const StepBatch &batch);
+    // RMSNorm, QKV projection, QK-norm, RoPE, attention, o_proj into the residual stream.
+    void attentionBlock(const StepBatch &batch, size_t layer, const StepViews &s);
+    // RMSNorm, gate/up projection, SiLU x up, down projection into the residual stream.
+    void mlpBlock(size_t layer, const StepViews &s);
+    // x = input @ weight^T + x on one rank; on several, the partial products of the ranks summed into every
+    // rank's x (the residual added once, by the head rank).
+    void residualLinear(const std::string &name, const Tensor &input, const Tensor &weight, const Tensor &x);
+    void attention(const StepBatch &batch, size_t layer, const Tensor &q, const Tensor &k, const Tensor &v,
+                   const Tensor &out);
+    // Prompt chunk without a past: attention over its own K/V with GEMMs (compute-bound on accelerators).
+    void contiguousAttention(const StepBatch &batch, uint32_t r, const Tensor &q, const Tensor &k, const Tensor &v,
+                             const Tensor &out);
+    // Final norm + lm_head over the chosen token rows; returns logits [rows, vocab] on the device.
+    Tensor logitsFor(const StepBatch &batch, bool all_positions);
+    Tensor computeStep(const StepBatch &batch);
+    size_t logitRows(const StepBatch &batch, bool all_positions) const;
+    Tensor logitsView(const StepBatch &batch) const;
+    std::vector<const void *> stepBuffers() const; // the addresses a captured step records
+    void buildRopeTables();
+
+    iq3Meta meta_;
+    Shard shard_;
+    size_t heads_, kv_heads_, intermediate_; // this rank's share
+    infiniDtype_t dt_;
+    infiniopRoPEAlgo_t rope_algo_;
+    infinicclComm_t comm_;
+    Ops ops_;
+    Weights weights_;
+    KvCache kv_;
+    Trace trace_;
+
+    DeviceBuffer sin_table_, cos_table_;
+    // Scratch for one step, grown on demand and reused.
+    DeviceBuffer hidden_, normed_, qkv_, attn_out_, gate_up_, act_;
+    DeviceBuffer q_heads_, scores_, head_out_, last_hidden_, logits_, sampled_;
+    // This step's inputs on the device (I64, one upload) and, on the head, the sampling parameters (4-byte words).
+    DeviceBuffer step_inputs_, sampling_inputs_;
+    Tensor token_ids_, positions_, slot_mapping_, block_tables_, seq_lens_, new_lens_;
+
+    // Captured decode steps by (batch bucket, block-table width).
+    struct CapturedStep {
+        StepGraph graph;
+        std::vector<const void *> buffers; // stepBuffers() at capture
+        int eager_runs = 0;
+        bool unsupported = false;
+    };
+    bool graphs_enabled_;
+    std::map<std::pair<uint32_t, size_t>, CapturedStep> graphs_;
+};
+
+} // namespace iq3
