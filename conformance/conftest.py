@@ -17,11 +17,14 @@ API_KEY = "conformance-secret"
 ALLOWED_ORIGIN = "http://app.example"  # the main server's only CORS origin
 
 
+# The main server's options; test_tensor_parallel.py runs the core cases again on the same server with --ndev 2.
+MAIN_SERVER_ARGS = ("--max-batch", "32", "--max-model-len", "256", "--max-body-bytes", "65536", "--dtype", "f32",
+                    "--allowed-origins", ALLOWED_ORIGIN, "--max-step-tokens", "256")
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
-    process = ServerProcess("--max-batch", "32", "--max-model-len", "256", "--max-body-bytes", "65536",
-                            "--dtype", "f32", "--allowed-origins", ALLOWED_ORIGIN,
-                            "--max-step-tokens", "256", log_path=tmp_path_factory.mktemp("server") / "main.log")
+    process = ServerProcess(*MAIN_SERVER_ARGS, log_path=tmp_path_factory.mktemp("server") / "main.log")
     process.start()
     yield process
     process.stop()

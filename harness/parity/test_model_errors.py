@@ -122,6 +122,11 @@ def test_bad_sampling_is_invalid_argument(model, params, message):
         model.infer([StepRequest([1, 2], 0, [0], params, 0.5)])
 
 
-def test_tensor_parallel_is_reported_not_implemented(good):
-    with pytest.raises(NativeError, match="NOT_IMPLEMENTED: ndev > 1"):
-        Qwen3Model(good, device=TEST_DEVICE, dtype="f32", max_model_len=16, kv_cache_tokens=16, ndev=2)
+@pytest.mark.parametrize("options, message", [
+    (dict(ndev=3), "INVALID_ARGUMENT: ndev 3 must divide the 2 KV heads and the intermediate size 160"),
+    (dict(device_ids=[0, 1]), "INVALID_ARGUMENT: device id 1 is not one of the 1 cpu devices visible"),
+])
+@pytest.mark.skipif(TEST_DEVICE != "cpu", reason="the CPU's device list")
+def test_an_impossible_split_is_refused_clearly(good, options, message):
+    with pytest.raises(NativeError, match=message):
+        Qwen3Model(good, device=TEST_DEVICE, dtype="f32", max_model_len=16, kv_cache_tokens=16, **options)

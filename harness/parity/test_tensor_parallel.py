@@ -1,0 +1,139 @@
+"""Tensor parallelism (ndev ranks; on the CPU, threads joined by InfiniCCL's CPU backend): every rank's trace
+is its slice of transformers' intermediates, the logits equal those of one rank, and generation (paged KV,
+batched decode, chunked prefill) draws transformers' greedy tokens."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from harness.fixtures.blocks import slot_blocks
+from harness.fixtures.device import TEST_DEVICE
+from infini_qwen3.generation import generate
+from infini_qwen3.model import Qwen3Model, StepRequest
+
+from .reference import compare_traces, load_reference, operator_order, reference_trace, rel_l2
+from .test_operator_parity import F32_OPERATOR_TOL, f32_limit, prompt_for
+
+# Which part of an intermediate a rank computes: its query heads, its KV heads, its MLP columns; the rest
+# (embedding, norms, the residual stream after each all-reduce) is whole on every rank.
+QUERY_HEAD_OPS = {"q", "q_norm", "q_rope", "attn"}
+KV_HEAD_OPS = {"k", "v", "k_norm", "k_rope"}
+MLP_COLUMN_OPS = {"gate", "up", "act"}
+HEAD_ONLY = {"final_norm", "logits"}  # on the rank that samples
+
+
+def rank_slice(name: str, value: np.ndarray, rank: int, ranks: int, config) -> np.ndarray:
+    op = name.rsplit(".", 1)[-1]
+    groups = {**dict.fromkeys(QUERY_HEAD_OPS, config.num_heads), **dict.fromkeys(KV_HEAD_OPS, config.num_kv_heads),
+              **dict.fromkeys(MLP_COLUMN_OPS, config.intermediate_size)}.get(op)
+    if groups is None:
+        return value
+    part = groups // ranks
+    return value.reshape(value.shape[0], groups, -1)[:, rank * part:(rank + 1) * part]
+
+
+def rank_traces(trace: dict[str, np.ndarray], ranks: int) -> list[dict[str, np.ndarray]]:
+    split = [{} for _ in range(ranks)]
+    for name, value in trace.items():
+        prefix, _, op = name.partition("/")
+        split[int(prefix.removeprefix("rank"))][op] = value
+    return split
+
+
+def traced_forward(model: Qwen3Model, tokens: list[int]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    model.set_trace(True)
+    logits = model.forward([StepRequest(tokens, 0, slot_blocks(model, 0))], all_positions=True)
+    trace = model.trace()
+    model.set_trace(False)
+    return logits, trace
+
+
+CONFIG = dict(num_hidden_layers=2, num_attention_heads=8, num_key_value_heads=4, head_dim=32, hidden_size=96,
+              intermediate_size=160, vocab_size=4096, tie_word_embeddings=False, seed=31)
+
+
+@pytest.fixture(scope="module")
+def checkpoint_dir(make_checkpoint):
+    return make_checkpoint(**CONFIG)
+
+
+@pytest.mark.parametrize("ranks", [2, 4])
+def test_each_rank_traces_its_slice_of_transformers(checkpoint_dir, parity_record, ranks):
+    with Qwen3Model(checkpoint_dir, device=TEST_DEVICE, dtype="f32", ndev=ranks, max_model_len=64,
+                    kv_cache_tokens=64) as model:
+        tokens = prompt_for(model.vocab_size, 9, 3)
+        _, trace = traced_forward(model, tokens)
+        config = model.config
+    reference = reference_trace(load_reference(checkpoint_dir, torch.float32), tokens)
+    order = operator_order(config.num_layers)
+    for rank, ours in enumerate(rank_traces(trace, ranks)):
+        names = [n for n in order if rank == 0 or n not in HEAD_ONLY]
+        assert sorted(ours) == sorted(names), f"rank {rank} traced {sorted(ours)}"
+        expected = {n: rank_slice(n, reference[n], rank, ranks, config) for n in names}
+        errors, first = compare_traces(ours, expected, names, f32_limit)
+        parity_record.add(f"f32, ndev {ranks}", errors, f32_limit)
+        assert first is None, f"rank {rank} of {ranks}: {first}; all errors: {errors}"
+
+
+@pytest.mark.parametrize("options", [
+    dict(num_attention_heads=4, num_key_value_heads=2, head_dim=64, hidden_size=64, intermediate_size=96,
+         tie_word_embeddings=True, seed=32),
+    dict(num_attention_heads=8, num_key_value_heads=4, head_dim=16, hidden_size=128, intermediate_size=64,
+         dtype="bfloat16", seed=33),
+])
+def test_ranks_give_the_logits_of_one_rank(make_checkpoint, options):
+    path = make_checkpoint(num_hidden_layers=2, vocab_size=4096, **options)
+    logits = {}
+    for ranks in (1, 2, options["num_key_value_heads"]):
+        with Qwen3Model(path, device=TEST_DEVICE, dtype="f32", ndev=ranks, max_model_len=64,
+                        kv_cache_tokens=64) as model:
+            tokens = prompt_for(model.vocab_size, 11, options["seed"])
+            logits[ranks] = model.forward([StepRequest(tokens, 0, slot_blocks(model, 0))], all_positions=True)
+    for ranks, got in logits.items():
+        assert rel_l2(got, logits[1]) < F32_OPERATOR_TOL, f"ndev {ranks}"
+
+
+@pytest.mark.parametrize("ranks, step_tokens", [(2, 64), (4, 4)])
+def test_greedy_generation_on_ranks_equals_transformers_generate(checkpoint_dir, ranks, step_tokens):
+    """Four prompts decoded together over paged KV (a step budget of 4 also prefills them in chunks, next to
+    decoding requests): transformers' greedy tokens."""
+    g = torch.Generator().manual_seed(7)
+    batch = [torch.randint(0, 4096, (n,), generator=g).tolist() for n in (3, 9, 5, 14)]
+    with Qwen3Model(checkpoint_dir, device=TEST_DEVICE, dtype="f32", ndev=ranks, max_model_len=128,
+                    kv_cache_tokens=512, max_step_tokens=step_tokens) as model:
+        outputs = [[] for _ in batch]
+        for index, token in generate(model, batch, max_new_tokens=32, eos_token_ids=()):
+            outputs[index].append(token)
+    reference = load_reference(checkpoint_dir, torch.float32)
+    for prompt, ours in zip(batch, outputs):
+        with torch.no_grad():
+            expected = reference.generate(torch.tensor([prompt]), max_new_tokens=32, do_sample=False,
+                                          eos_token_id=None, pad_token_id=0)[0, len(prompt):].tolist()
+        assert ours == expected
+
+
+def test_bf16_ranks_no_worse_than_twice_transformers(checkpoint_dir, parity_record):
+    """The half-precision rule of the parity suite, per rank: each intermediate at most twice as far from the
+    f32 result as transformers' own bf16 result (the all-reduce adds the ranks' rounded partial sums)."""
+    ranks = 2
+    with Qwen3Model(checkpoint_dir, device=TEST_DEVICE, dtype="bf16", ndev=ranks, max_model_len=64,
+                    kv_cache_tokens=64) as model:
+        tokens = prompt_for(model.vocab_size, 9, 5)
+        _, trace = traced_forward(model, tokens)
+        config = model.config
+    exact = reference_trace(load_reference(checkpoint_dir, torch.float32), tokens)
+    theirs = reference_trace(load_reference(checkpoint_dir, torch.bfloat16), tokens)
+    order = operator_order(config.num_layers)
+    their_errors, _ = compare_traces(theirs, exact, order, lambda name: float("inf"))
+
+    def half_limit(name):
+        return 2 * max(their_errors[name], 2.0 ** -8)
+
+    for rank, ours in enumerate(rank_traces(trace, ranks)):
+        names = [n for n in order if rank == 0 or n not in HEAD_ONLY]
+        expected = {n: rank_slice(n, exact[n], rank, ranks, config) for n in names}
+        errors, first = compare_traces(ours, expected, names, half_limit)
+        parity_record.add(f"bf16, ndev {ranks}", errors, half_limit)
+        assert first is None, f"rank {rank}: {first}; ours: {errors}; transformers': {their_errors}"
