@@ -214,6 +214,34 @@ def cublas_dirs(cuda: str) -> tuple[list[str], list[str]]:
     return include, lib_dirs
 
 
+def nccl_root() -> Path | None:
+    """NCCL for InfiniCCL's NVIDIA backend (tensor parallelism over GPUs): NCCL_ROOT, else the pip package
+    nvidia-nccl-cu13 of this Python, laid out as InfiniCore's xmake expects (include/, lib/libnccl.so) with links
+    under build/; None when neither is there (the build then has no NVIDIA InfiniCCL and ndev > 1 is refused on
+    NVIDIA with a message that says so)."""
+    if os.environ.get("NCCL_ROOT"):
+        return Path(os.environ["NCCL_ROOT"])
+    package = Path(sysconfig.get_paths()["purelib"]) / "nvidia" / "nccl"
+    libs = sorted((package / "lib").glob("libnccl.so*"))
+    if not (package / "include" / "nccl.h").is_file() or not libs:
+        return None
+    root = BUILD_ROOT / "nccl-root"
+    (root / "lib").mkdir(parents=True, exist_ok=True)
+    for link, target in ((root / "include", package / "include"), (root / "lib" / "libnccl.so", libs[-1])):
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(target)
+    return root
+
+
+def nccl_flags(root: Path | None) -> list[str]:
+    """xmake options for InfiniCCL's NVIDIA backend; libinfiniccl finds libnccl where it was linked (RPATH)."""
+    if root is None:
+        return []
+    libdir = (root / "lib" / "libnccl.so").resolve().parent
+    return ["--ccl=y", f"--shflags=-Wl,-rpath,{libdir}"]
+
+
 def infinicore_config(opts: BuildOptions, pin: Pin, patches: list[Path]) -> dict:
     """Everything that decides the InfiniCore build; a change of any of it rebuilds."""
     return {
@@ -222,6 +250,7 @@ def infinicore_config(opts: BuildOptions, pin: Pin, patches: list[Path]) -> dict
         "patches": {p.name: sha256_of(p) for p in patches},
         "device": opts.device,
         "cuda_arch": opts.cuda_arch,
+        "nccl": str(nccl_root()) if opts.device == "nvidia" else None,
     }
 
 
@@ -254,6 +283,12 @@ def build_infinicore(opts: BuildOptions, prefix: Path) -> bool:
     flags = ["--cpu=y", "--omp=y"]
     if opts.device == "nvidia":
         flags += ["--nv-gpu=y", "--cudnn=n", f"--cuda={cuda_home()}"]
+        nccl = nccl_root()
+        flags += nccl_flags(nccl)
+        if nccl is None:
+            log("no NCCL (NCCL_ROOT or pip nvidia-nccl-cu13): InfiniCCL gets no NVIDIA backend; --ndev > 1 needs it")
+        else:
+            env["NCCL_ROOT"] = str(nccl)
     log(f"configuring InfiniCore: xmake f {' '.join(flags)}")
     run([xmake, "f", "-c", "-y", "-m", "release", *flags], "xmake configure", cwd=source, env=env, verbose=opts.verbose)
     log(f"building InfiniCore's C API with {opts.jobs} jobs")

@@ -41,6 +41,7 @@ def parse_args(argv):
     source.add_argument("--config", choices=sorted(configs.CONFIGS), default="small",
                         help="build a random checkpoint of these shapes")
     p.add_argument("--device", default="cpu", choices=["cpu", "nvidia"])
+    p.add_argument("--ndev", type=int, default=1, help="tensor-parallel ranks for this project (and its server)")
     p.add_argument("--dtype", default="bf16", choices=["bf16", "f16", "f32"])
     p.add_argument("--prefill", default="1x1024,8x512", help="batch x prompt tokens, comma separated")
     p.add_argument("--decode", default="1x128,8x128,32x128", help="batch x new tokens, comma separated")
@@ -62,7 +63,7 @@ def parse_args(argv):
 
 def run_info(args, model_dir: Path) -> dict:
     return {**run_metadata(args.device), "config": args.model or args.config, "model_dir": str(model_dir),
-            "dtype": args.dtype, "shape": None if args.model else configs.describe(args.config)}
+            "dtype": args.dtype, "ndev": args.ndev, "shape": None if args.model else configs.describe(args.config)}
 
 
 def peak_host_mib() -> float:
@@ -86,7 +87,7 @@ def run_ours(args, model_dir: Path, prefill, decode) -> tuple[dict, dict, dict, 
     context = max([s.tokens for s in prefill] + [16 + s.tokens for s in decode])
     context = -(-context // KV_BLOCK_SIZE) * KV_BLOCK_SIZE  # whole blocks: each sequence owns its own (slot_blocks)
     step_tokens = max([s.batch * s.tokens for s in prefill] + [s.batch * 16 for s in decode])  # decode prompts: 16
-    with Qwen3Model(model_dir, device=args.device, dtype=args.dtype, max_model_len=context,
+    with Qwen3Model(model_dir, device=args.device, ndev=args.ndev, dtype=args.dtype, max_model_len=context,
                     kv_cache_tokens=slots * context, max_step_tokens=step_tokens,
                     cuda_graphs=args.cuda_graphs == "on") as model:
         pre = {(s.batch, s.tokens): measure.ours_prefill(model, s, args.repeats) for s in prefill}
@@ -152,7 +153,7 @@ def throughput(args) -> dict:
 
         streams = [int(n) for n in args.streams.split(",")]
         result["serving"] = serve_and_measure(model_dir, args.device, args.dtype, streams, args.stream_tokens, work,
-                                               args.cuda_graphs)
+                                               args.cuda_graphs, args.ndev)
     return result
 
 

@@ -44,11 +44,12 @@ async def concurrent(client, model: str, streams: int, max_tokens: int) -> dict:
 
 
 def serve_and_measure(model_dir: Path, device: str, dtype: str, stream_counts: list[int], max_tokens: int,
-                      log_dir: Path, cuda_graphs: str = "on") -> list[dict]:
+                      log_dir: Path, cuda_graphs: str = "on", ndev: int = 1) -> list[dict]:
     context = 512 + max_tokens
     server = ServerProcess("--model", str(model_dir), "--served-model-name", "bench", "--dtype", dtype,
                            "--max-batch", str(max(stream_counts)), "--max-model-len", str(context),
-                           "--max-step-tokens", "2048", "--cuda-graphs", cuda_graphs, device=device,
+                           "--max-step-tokens", "2048", "--cuda-graphs", cuda_graphs, "--ndev", str(ndev),
+                           device=device,
                            log_path=log_dir / "bench-server.log")
     server.start()
     try:
