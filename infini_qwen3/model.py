@@ -78,7 +78,8 @@ class GenerationDefaults:
 
 class Qwen3Model:
     def __init__(self, model_dir: str | Path, *, device: str = "cpu", device_id: int = 0, ndev: int = 1,
-                 device_ids: Sequence[int] | None = None, dtype: str = "bf16", max_model_len: int | None = None, kv_cache_tokens: int | None = None,
+                 device_ids: Sequence[int] | None = None, dtype: str = "bf16", max_model_len: int | None = None,
+                 kv_cache_tokens: int | None = None,
                  kv_cache_memory: int | None = None, block_size: int = KV_BLOCK_SIZE,
                  max_step_tokens: int = DEFAULT_MAX_STEP_TOKENS, rope_layout: str = "auto", cuda_graphs: bool = True,
                  gpu_memory_utilization: float = GPU_MEMORY_UTILIZATION, progress: bool = False):

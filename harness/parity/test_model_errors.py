@@ -123,7 +123,8 @@ def test_bad_sampling_is_invalid_argument(model, params, message):
 
 
 @pytest.mark.parametrize("options, message", [
-    (dict(ndev=3), "INVALID_ARGUMENT: ndev 3 must divide the 2 KV heads and the intermediate size 160"),
+    (dict(ndev=3), "INVALID_ARGUMENT: ndev 3 must divide the 2 KV heads, the intermediate size 160 and the "
+                   "vocabulary 512"),
     (dict(device_ids=[0, 1]), "INVALID_ARGUMENT: device id 1 is not one of the 1 cpu devices visible"),
 ])
 @pytest.mark.skipif(TEST_DEVICE != "cpu", reason="the CPU's device list")

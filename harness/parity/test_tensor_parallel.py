@@ -17,11 +17,10 @@ from .reference import compare_traces, load_reference, operator_order, reference
 from .test_operator_parity import F32_OPERATOR_TOL, f32_limit, prompt_for
 
 # Which part of an intermediate a rank computes: its query heads, its KV heads, its MLP columns; the rest
-# (embedding, norms, the residual stream after each all-reduce) is whole on every rank.
+# (embedding, norms, the residual stream and the logits after each all-reduce) is whole on every rank.
 QUERY_HEAD_OPS = {"q", "q_norm", "q_rope", "attn"}
 KV_HEAD_OPS = {"k", "v", "k_norm", "k_rope"}
 MLP_COLUMN_OPS = {"gate", "up", "act"}
-HEAD_ONLY = {"final_norm", "logits"}  # on the rank that samples
 
 
 def rank_slice(name: str, value: np.ndarray, rank: int, ranks: int, config) -> np.ndarray:
@@ -69,10 +68,9 @@ def test_each_rank_traces_its_slice_of_transformers(checkpoint_dir, parity_recor
     reference = reference_trace(load_reference(checkpoint_dir, torch.float32), tokens)
     order = operator_order(config.num_layers)
     for rank, ours in enumerate(rank_traces(trace, ranks)):
-        names = [n for n in order if rank == 0 or n not in HEAD_ONLY]
-        assert sorted(ours) == sorted(names), f"rank {rank} traced {sorted(ours)}"
-        expected = {n: rank_slice(n, reference[n], rank, ranks, config) for n in names}
-        errors, first = compare_traces(ours, expected, names, f32_limit)
+        assert sorted(ours) == sorted(order), f"rank {rank} traced {sorted(ours)}"
+        expected = {n: rank_slice(n, reference[n], rank, ranks, config) for n in order}
+        errors, first = compare_traces(ours, expected, order, f32_limit)
         parity_record.add(f"f32, ndev {ranks}", errors, f32_limit)
         assert first is None, f"rank {rank} of {ranks}: {first}; all errors: {errors}"
 
@@ -132,8 +130,7 @@ def test_bf16_ranks_no_worse_than_twice_transformers(checkpoint_dir, parity_reco
         return 2 * max(their_errors[name], 2.0 ** -8)
 
     for rank, ours in enumerate(rank_traces(trace, ranks)):
-        names = [n for n in order if rank == 0 or n not in HEAD_ONLY]
-        expected = {n: rank_slice(n, exact[n], rank, ranks, config) for n in names}
-        errors, first = compare_traces(ours, expected, names, half_limit)
+        expected = {n: rank_slice(n, exact[n], rank, ranks, config) for n in order}
+        errors, first = compare_traces(ours, expected, order, half_limit)
         parity_record.add(f"bf16, ndev {ranks}", errors, half_limit)
         assert first is None, f"rank {rank}: {first}; ours: {errors}; transformers': {their_errors}"

@@ -89,7 +89,8 @@ def make_loader(args):
             model_dir = ensure_demo_checkpoint()
         else:
             model_dir = args.model
-        model = Qwen3Model(model_dir, **model_device_kwargs(args), dtype=args.dtype, max_model_len=args.max_model_len, kv_cache_memory=args.kv_cache_memory,
+        model = Qwen3Model(model_dir, **model_device_kwargs(args), dtype=args.dtype, max_model_len=args.max_model_len,
+                           kv_cache_memory=args.kv_cache_memory,
                            max_step_tokens=args.max_step_tokens, cuda_graphs=args.cuda_graphs == "on",
                            gpu_memory_utilization=args.gpu_memory_utilization)
         if args.max_model_len is None and model.max_model_len < model.config.max_position_embeddings:

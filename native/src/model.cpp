@@ -68,10 +68,10 @@ const iq3Meta &validatedFor(const iq3Meta &meta, infiniDevice_t device, const st
     if (ndev == 0) {
         bad("ndev must be >= 1");
     }
-    if (meta.num_kv_heads % ndev != 0 || meta.intermediate_size % ndev != 0) {
+    if (meta.num_kv_heads % ndev != 0 || meta.intermediate_size % ndev != 0 || meta.vocab_size % ndev != 0) {
         bad("ndev " + std::to_string(ndev) + " must divide the " + std::to_string(meta.num_kv_heads) +
-            " KV heads and the intermediate size " + std::to_string(meta.intermediate_size) +
-            " (each rank holds an equal share of both)");
+            " KV heads, the intermediate size " + std::to_string(meta.intermediate_size) + " and the vocabulary " +
+            std::to_string(meta.vocab_size) + " (each rank holds an equal share of each)");
     }
     int count = 0;
     IQ3_INFINI(infinirtGetDeviceCount(device, &count));

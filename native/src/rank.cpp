@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <vector>
 
 namespace iq3 {
 
@@ -73,10 +74,13 @@ void Rank::prepare(const StepBatch &batch, const StepInputs &inputs, bool all_po
     q_heads_.grow(heads_ * longest_prompt * dh * es);
     scores_.grow(heads_ * longest_prompt * longest_prompt * es);
     head_out_.grow(heads_ * longest_prompt * dh * es);
-    if (shard_.holdsHead()) {
-        const size_t logit_rows = logitRows(batch, all_positions);
-        last_hidden_.grow(logit_rows * d * es);
-        logits_.grow(logit_rows * meta_.vocab_size * es);
+    const size_t logit_bytes = logitRows(batch, all_positions) * meta_.vocab_size * es;
+    last_hidden_.grow(logitRows(batch, all_positions) * d * es);
+    logits_.grow(logit_bytes);
+    if (!shard_.alone() && logit_bytes > zero_bytes_) { // the other ranks' vocabulary columns start as zeros
+        zeros_.grow(logit_bytes);
+        ops_.copyToDevice(zeros_.data(), std::vector<char>(logit_bytes, 0).data(), logit_bytes);
+        zero_bytes_ = logit_bytes;
     }
 
     step_inputs_.grow(inputs.words.size() * sizeof(int64_t));
@@ -177,10 +181,14 @@ void Rank::mlpBlock(size_t l, const StepViews &s) {
 // and the all-reduce leaves the sum in every rank's x. The trace records the residual stream after it.
 void Rank::residualLinear(const std::string &name, const Tensor &input, const Tensor &weight, const Tensor &x) {
     ops_.gemm(x, input, weight.permute({1, 0}), 1.0f, shard_.holdsHead() ? 1.0f : 0.0f);
+    sumOverRanks(x);
+    trace_.record(ops_, name, x);
+}
+
+void Rank::sumOverRanks(const Tensor &x) {
     if (comm_ != nullptr) {
         IQ3_INFINI(infinicclAllReduce(x.data, x.data, x.numel(), dt_, INFINICCL_SUM, comm_, ops_.stream()));
     }
-    trace_.record(ops_, name, x);
 }
 
 // The new K/V of all requests go into their blocks in one launch. Decoding requests (the leading ones with a
@@ -260,18 +268,24 @@ Tensor Rank::logitsFor(const StepBatch &batch, bool all_positions) {
         ops_.rmsnorm(h, h, weights_.finalNorm(), meta_.rms_norm_eps);
     }
     trace_.record(ops_, "final_norm", h);
+    // Each rank computes its vocabulary columns into zeros; the sum over the ranks (InfiniCCL 0.1.0 has no
+    // all-gather; adding zeros is exact) leaves every rank with all the logits.
     const auto logits = Tensor::contiguous(logits_.data(), dt_, {rows, vocab});
-    ops_.gemm(logits, h, weights_.lmHead().permute({1, 0}));
+    if (!shard_.alone()) {
+        ops_.copyOnDevice(logits.data, zeros_.data(), rows * vocab * es);
+    }
+    ops_.gemm(logits.slice(1, shard_.begin(vocab), shard_.part(vocab)), h, weights_.lmHead().permute({1, 0}));
+    sumOverRanks(logits);
     trace_.record(ops_, "logits", logits);
     return logits;
 }
 
 Tensor Rank::computeStep(const StepBatch &batch) {
     runLayers(batch);
-    if (!shard_.holdsHead()) {
-        return Tensor{};
-    }
     const auto logits = logitsFor(batch, false);
+    if (!shard_.holdsHead()) {
+        return logits;
+    }
     const auto *params = static_cast<const float *>(sampling_inputs_.data());
     const size_t rows = logits.shape.at(0);
     const Tensor result = Tensor::contiguous(sampled_.data(), INFINI_DTYPE_I64, {rows});
@@ -321,7 +335,7 @@ std::vector<const void *> Rank::stepBuffers() const {
 
 Tensor Rank::forward(const StepBatch &batch, bool all_positions) {
     runLayers(batch);
-    return shard_.holdsHead() ? logitsFor(batch, all_positions) : Tensor{};
+    return logitsFor(batch, all_positions);
 }
 
 void Rank::copyLogits(const Tensor &logits, float *out) {

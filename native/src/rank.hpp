@@ -1,7 +1,8 @@
 // One rank of the Qwen3 decoder: what one device holds and computes. Its shard of the weights, its share of the
 // paged KV cache (its KV heads, every block), its scratch buffers, operators and trace. A step is the decoder
 // layers, each an attention block and an MLP block that end in an all-reduce across the ranks when there are
-// several; the rank that holds the head (rank 0) then computes the logits and samples.
+// several; each rank computes its vocabulary columns of the logits, summed into every rank's logits, and rank 0
+// samples.
 #pragma once
 
 #include "kv_cache.hpp"
@@ -39,10 +40,10 @@ public:
     // The head's part of preparing: the sampling parameters of each logit row.
     void prepareSampling(const std::vector<SamplingParams> &sampling, size_t rows);
 
-    // The step: eagerly, or replayed from a captured graph (decode on a backend that captures). The head rank
-    // computes the logits and draws one id per row into sampled(); returns the logits (empty on other ranks).
+    // The step: eagerly, or replayed from a captured graph (decode on a backend that captures). Returns the logits;
+    // the head rank also draws one id per row (copySampled).
     Tensor runStep(const StepBatch &batch);
-    // Layers and (on the head) logits for the chosen rows, no sampling.
+    // Layers and logits for the chosen rows, no sampling.
     Tensor forward(const StepBatch &batch, bool all_positions);
 
     void copyLogits(const Tensor &logits, float *out); // device logits -> host float32
@@ -63,6 +64,7 @@ private:
     // x = input @ weight^T + x on one rank; on several, the partial products of the ranks summed into every
     // rank's x (the residual added once, by the head rank).
     void residualLinear(const std::string &name, const Tensor &input, const Tensor &weight, const Tensor &x);
+    void sumOverRanks(const Tensor &x); // in place, all-reduce over the ranks; nothing when alone
     void attention(const StepBatch &batch, size_t layer, const Tensor &q, const Tensor &k, const Tensor &v,
                    const Tensor &out);
     // Prompt chunk without a past: attention over its own K/V with GEMMs (compute-bound on accelerators).
@@ -91,6 +93,8 @@ private:
     // Scratch for one step, grown on demand and reused.
     DeviceBuffer hidden_, normed_, qkv_, attn_out_, gate_up_, act_;
     DeviceBuffer q_heads_, scores_, head_out_, last_hidden_, logits_, sampled_;
+    DeviceBuffer zeros_; // zero_bytes_ of zeros: where a rank's logits start when the ranks split the vocabulary
+    size_t zero_bytes_ = 0;
     // This step's inputs on the device (I64, one upload) and, on the head, the sampling parameters (4-byte words).
     DeviceBuffer step_inputs_, sampling_inputs_;
     Tensor token_ids_, positions_, slot_mapping_, block_tables_, seq_lens_, new_lens_;

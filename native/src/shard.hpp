@@ -12,7 +12,7 @@ struct Shard {
 
     size_t part(size_t n) const { return n / count; }            // this rank's share of n (count divides n)
     size_t begin(size_t n) const { return index * part(n); }     // where it starts in the whole
-    bool holdsHead() const { return index == 0; }                // final norm, lm_head and sampling
+    bool holdsHead() const { return index == 0; }                // adds the residual once, samples
     bool alone() const { return count == 1; }
 };
 

@@ -25,12 +25,11 @@ Weights::Weights(const iq3Meta &meta, Shard shard, infiniDtype_t dt, infiniopRoP
     // This rank's rows of the fused projections.
     const size_t q_part = shard.part(q_rows), kv_part = shard.part(kv_rows), di_part = shard.part(di);
     const size_t qkv_part = q_part + 2 * kv_part;
-    const Split head_only = shard.holdsHead() ? Split::whole : Split::elsewhere;
     expect("model.embed_tokens.weight", {meta.vocab_size, d}, &embed_, meta.vocab_size);
     if (!meta.tie_word_embeddings) {
-        expect("lm_head.weight", {meta.vocab_size, d}, &lm_head_, meta.vocab_size, 0, false, head_only);
+        expect("lm_head.weight", {meta.vocab_size, d}, &lm_head_, shard.part(meta.vocab_size), 0, false, Split::rows);
     }
-    expect("model.norm.weight", {d}, &final_norm_, 1, 0, false, head_only);
+    expect("model.norm.weight", {d}, &final_norm_, 1);
     for (size_t i = 0; i < meta.num_layers; i++) {
         auto &l = layers_[i];
         const std::string p = "model.layers." + std::to_string(i) + ".";
@@ -52,9 +51,7 @@ void Weights::expect(const std::string &name, std::vector<size_t> shape, DeviceB
                      size_t row_offset, bool rope_rows, Split split) {
     // 1-D tensors count as one row of their length.
     const size_t cols = shape.size() == 2 ? shape[1] : shape[0];
-    if (split != Split::elsewhere) {
-        buffer->grow(total_rows * (split == Split::cols ? shard_.part(cols) : cols) * dtypeSize(dt_));
-    }
+    buffer->grow(total_rows * (split == Split::cols ? shard_.part(cols) : cols) * dtypeSize(dt_));
     destinations_[name] = Destination{std::move(shape), buffer, row_offset, rope_rows, split};
 }
 
@@ -99,10 +96,6 @@ void Weights::load(const std::string &name, infiniDtype_t dtype, const std::vect
     }
     if (data == nullptr) {
         fail(IQ3_ERR_INVALID_ARGUMENT, "tensor '" + name + "' has no data");
-    }
-    if (dest.split == Split::elsewhere) {
-        dest.loaded = true;
-        return;
     }
     size_t rows = 0, cols = 0;
     std::vector<char> gathered;
@@ -154,7 +147,9 @@ Tensor Weights::vector(const DeviceBuffer &buffer, size_t n) const {
 
 Tensor Weights::embed() const { return matrix(embed_, meta_.vocab_size, meta_.hidden_size); }
 Tensor Weights::lmHead() const {
-    return meta_.tie_word_embeddings ? embed() : matrix(lm_head_, meta_.vocab_size, meta_.hidden_size);
+    const size_t vocab = meta_.vocab_size, part = shard_.part(vocab);
+    return meta_.tie_word_embeddings ? embed().slice(0, shard_.begin(vocab), part)
+                                     : matrix(lm_head_, part, meta_.hidden_size);
 }
 Tensor Weights::finalNorm() const { return vector(final_norm_, meta_.hidden_size); }
 Tensor Weights::attnNorm(size_t i) const { return vector(layers_[i].attn_norm, meta_.hidden_size); }

@@ -1,8 +1,8 @@
 // One rank's Qwen3 weights on its device, entered by their Hugging Face names. Q/K/V are stored fused as one
 // [q; k; v] matrix and gate/up as [gate; up], so each projection group is one GEMM. Under tensor parallelism a
 // rank keeps its shard, cut at load time: q/k/v by heads and gate/up by rows (column parallel), o_proj and
-// down by input columns (row parallel); norms and the embedding whole; the final norm and lm_head on the rank
-// that samples only (InfiniCCL 0.1.0 has no all-gather to join a vocabulary split).
+// down by input columns (row parallel), lm_head by vocabulary rows (a tied lm_head is a row range of the
+// embedding); norms and the embedding whole.
 #pragma once
 
 #include "infini_qwen3.h"
@@ -24,7 +24,7 @@ public:
     Weights(const iq3Meta &meta, Shard shard, infiniDtype_t dt, infiniopRoPEAlgo_t rope_algo, Ops &ops);
 
     // Cuts this rank's shard, converts it to the compute dtype (permuting q/k rows for GPT-J RoPE) and uploads
-    // it; throws naming the tensor. A tensor another rank holds alone is checked and skipped.
+    // it; throws naming the tensor.
     void load(const std::string &name, infiniDtype_t dtype, const std::vector<size_t> &shape, const void *data);
     std::vector<std::string> missing() const;
 
@@ -42,7 +42,7 @@ public:
     Tensor down(size_t layer) const;
 
 private:
-    enum class Split { whole, rows, cols, elsewhere }; // what of a tensor this rank keeps
+    enum class Split { whole, rows, cols }; // what of a tensor this rank keeps
     // Where one named checkpoint tensor goes.
     struct Destination {
         std::vector<size_t> shape; // as in the checkpoint
