@@ -201,6 +201,7 @@ iq3Status_t iq3TraceCount(iq3Model *model, uint32_t *count) {
     return guarded([&] {
         auto &m = modelOf(model);
         require(count != nullptr, "count is null");
+        std::lock_guard<std::mutex> lock(m.mutex()); // the entries belong to the last step
         *count = uint32_t(m.traceEntries().size());
     });
 }
@@ -208,6 +209,7 @@ iq3Status_t iq3TraceCount(iq3Model *model, uint32_t *count) {
 iq3Status_t iq3TraceInfo(iq3Model *model, uint32_t index, const char **name, uint32_t *ndim, uint64_t *shape) {
     return guarded([&] {
         auto &m = modelOf(model);
+        std::lock_guard<std::mutex> lock(m.mutex());
         const auto &entries = m.traceEntries();
         require(index < entries.size(), "trace index out of range");
         require(name && ndim && shape, "null argument");
@@ -222,6 +224,7 @@ iq3Status_t iq3TraceInfo(iq3Model *model, uint32_t index, const char **name, uin
 iq3Status_t iq3TraceCopy(iq3Model *model, uint32_t index, float *out) {
     return guarded([&] {
         auto &m = modelOf(model);
+        std::lock_guard<std::mutex> lock(m.mutex());
         const auto &entries = m.traceEntries();
         require(index < entries.size() && out != nullptr, "trace index out of range or null output");
         std::memcpy(out, entries[index]->data.data(), entries[index]->data.size() * sizeof(float));
