@@ -24,19 +24,15 @@ MAIN_SERVER_ARGS = ("--max-batch", "32", "--max-model-len", "256", "--max-body-b
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
-    process = ServerProcess(*MAIN_SERVER_ARGS, log_path=tmp_path_factory.mktemp("server") / "main.log")
-    process.start()
-    yield process
-    process.stop()
+    with ServerProcess(*MAIN_SERVER_ARGS, log_path=tmp_path_factory.mktemp("server") / "main.log") as process:
+        yield process
 
 
 @pytest.fixture(scope="session")
 def guarded_server(tmp_path_factory, server):  # after `server`: the demo checkpoint is already built
-    process = ServerProcess("--max-batch", "1", "--max-queue", "1", "--max-model-len", "4096",
-                            "--api-key", API_KEY, log_path=tmp_path_factory.mktemp("server") / "guarded.log")
-    process.start()
-    yield process
-    process.stop()
+    with ServerProcess("--max-batch", "1", "--max-queue", "1", "--max-model-len", "4096",
+                       "--api-key", API_KEY, log_path=tmp_path_factory.mktemp("server") / "guarded.log") as process:
+        yield process
 
 
 @pytest.fixture(scope="session")
@@ -44,12 +40,10 @@ def scripted_server(tmp_path_factory):
     """The scripted checkpoint (harness/fixtures/scripted.py): it answers with a think block and a tool call."""
     from harness.fixtures.scripted import scripted_checkpoint
 
-    process = ServerProcess("--model", str(scripted_checkpoint()), "--served-model-name", "scripted",
-                            "--max-batch", "4", "--max-model-len", "512",
-                            log_path=tmp_path_factory.mktemp("server") / "scripted.log")
-    process.start()
-    yield process
-    process.stop()
+    with ServerProcess("--model", str(scripted_checkpoint()), "--served-model-name", "scripted",
+                       "--max-batch", "4", "--max-model-len", "512",
+                       log_path=tmp_path_factory.mktemp("server") / "scripted.log") as process:
+        yield process
 
 
 @pytest.fixture

@@ -53,6 +53,12 @@ class ServerProcess:
         self.stop()
         raise RuntimeError(f"the server did not become ready in {timeout} s:\n{self.log()}")
 
+    def __enter__(self) -> "ServerProcess":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
 

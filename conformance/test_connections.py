@@ -15,12 +15,10 @@ HEAD_TIMEOUT, BODY_TIMEOUT = 1.0, 1.0
 
 @pytest.fixture(scope="module")
 def strict_server(tmp_path_factory, server):  # after `server`: the demo checkpoint is already built
-    process = ServerProcess("--max-model-len", "256", "--request-head-timeout", str(HEAD_TIMEOUT),
-                            "--request-body-timeout", str(BODY_TIMEOUT),
-                            log_path=tmp_path_factory.mktemp("server") / "strict.log")
-    process.start()
-    yield process
-    process.stop()
+    with ServerProcess("--max-model-len", "256", "--request-head-timeout", str(HEAD_TIMEOUT),
+                       "--request-body-timeout", str(BODY_TIMEOUT),
+                       log_path=tmp_path_factory.mktemp("server") / "strict.log") as process:
+        yield process
 
 
 def connect(server) -> socket.socket:

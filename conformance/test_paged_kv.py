@@ -18,11 +18,10 @@ BLOCK_BYTES = 2 * 2 * 2 * 32 * 2 * 16
 
 @pytest.fixture(scope="module")
 def paged_server(tmp_path_factory, server):  # after `server`: the demo checkpoint is already built
-    process = ServerProcess("--max-batch", "64", "--max-model-len", "40960", "--kv-cache-memory", "48MiB",
-                            "--max-step-tokens", "4096", log_path=tmp_path_factory.mktemp("server") / "paged.log")
-    process.start()
-    yield process
-    process.stop()
+    with ServerProcess("--max-batch", "64", "--max-model-len", "40960", "--kv-cache-memory", "48MiB",
+                       "--max-step-tokens", "4096",
+                       log_path=tmp_path_factory.mktemp("server") / "paged.log") as process:
+        yield process
 
 
 def test_full_context_with_kv_memory_set_by_the_option(paged_server):

@@ -162,11 +162,9 @@ def roomy_client(tmp_path_factory, server):  # after `server`: the demo checkpoi
     """A server whose context holds Qwen3's tool-use system prompt (about 200 tokens) and the calls."""
     import openai
 
-    process = ServerProcess("--max-batch", "4", "--max-model-len", "1024", "--dtype", "f32",
-                            log_path=tmp_path_factory.mktemp("server") / "tools.log")
-    process.start()
-    yield openai.OpenAI(base_url=f"{process.base_url}/v1", api_key="unused", max_retries=0, timeout=120)
-    process.stop()
+    with ServerProcess("--max-batch", "4", "--max-model-len", "1024", "--dtype", "f32",
+                       log_path=tmp_path_factory.mktemp("server") / "tools.log") as process:
+        yield openai.OpenAI(base_url=f"{process.base_url}/v1", api_key="unused", max_retries=0, timeout=120)
 
 
 def weather_tool(name: str, parameters: dict, strict: bool = False) -> dict:

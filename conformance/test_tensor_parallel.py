@@ -20,19 +20,15 @@ RANKS = 2
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    process = ServerProcess(*MAIN_SERVER_ARGS, "--ndev", str(RANKS),
-                            log_path=tmp_path_factory.mktemp("server") / "tensor-parallel.log")
-    process.start()
-    yield process
-    process.stop()
+    with ServerProcess(*MAIN_SERVER_ARGS, "--ndev", str(RANKS),
+                       log_path=tmp_path_factory.mktemp("server") / "tensor-parallel.log") as process:
+        yield process
 
 
 @pytest.fixture(scope="module")
 def single_rank_server(tmp_path_factory):
-    process = ServerProcess(*MAIN_SERVER_ARGS, log_path=tmp_path_factory.mktemp("server") / "single-rank.log")
-    process.start()
-    yield process
-    process.stop()
+    with ServerProcess(*MAIN_SERVER_ARGS, log_path=tmp_path_factory.mktemp("server") / "single-rank.log") as process:
+        yield process
 
 
 def greedy_answers(base_url: str) -> list[tuple[str, list[float]]]:

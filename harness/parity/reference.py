@@ -88,6 +88,14 @@ def _rope_capture(captured, prefix, dtype):
     return hook
 
 
+@torch.no_grad()
+def greedy_continuations(model_dir, prompts: list[list[int]], max_new_tokens: int) -> list[list[int]]:
+    """transformers' f32 greedy `generate` of each prompt alone, without an end token: the new tokens."""
+    model = load_reference(model_dir, torch.float32)
+    return [model.generate(torch.tensor([prompt]), max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=None,
+                           pad_token_id=0)[0, len(prompt):].tolist() for prompt in prompts]
+
+
 def unpermute_gptj(name: str, value: np.ndarray, head_dim: int) -> np.ndarray:
     """Undo the load-time GPT-J row permutation (element i stored at 2i, i + dh/2 at 2i + 1)."""
     if name.rsplit(".", 1)[-1] not in ROPE_PERMUTED:

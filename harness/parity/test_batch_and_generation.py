@@ -12,7 +12,7 @@ from harness.fixtures.device import TEST_DEVICE
 from infini_qwen3.generation import generate
 from infini_qwen3.model import Qwen3Model, SamplingParams, StepRequest
 
-from .reference import load_reference, rel_l2
+from .reference import greedy_continuations, load_reference, rel_l2
 
 
 @pytest.fixture(scope="module")
@@ -90,12 +90,7 @@ def test_greedy_generation_of_four_prompts_equals_transformers_generate(checkpoi
         outputs = [[] for _ in batch]
         for index, token in generate(model, batch, max_new_tokens=64, eos_token_ids=()):
             outputs[index].append(token)
-    reference = load_reference(checkpoint_dir, torch.float32)
-    for prompt, ours in zip(batch, outputs):
-        with torch.no_grad():
-            expected = reference.generate(torch.tensor([prompt]), max_new_tokens=64, do_sample=False,
-                                          eos_token_id=None, pad_token_id=0)[0, len(prompt):].tolist()
-        assert ours == expected
+    assert outputs == greedy_continuations(checkpoint_dir, batch, 64)
 
 
 def test_generation_in_small_prefill_chunks_equals_one_step(checkpoint_dir):

@@ -13,7 +13,7 @@ from harness.fixtures.device import TEST_DEVICE
 from infini_qwen3.generation import generate
 from infini_qwen3.model import Qwen3Model, StepRequest
 
-from .reference import compare_traces, load_reference, operator_order, reference_trace, rel_l2
+from .reference import compare_traces, greedy_continuations, load_reference, operator_order, reference_trace, rel_l2
 from .test_operator_parity import F32_OPERATOR_TOL, f32_limit, prompt_for
 
 # Which part of an intermediate a rank computes: its query heads, its KV heads, its MLP columns; the rest
@@ -33,20 +33,37 @@ def rank_slice(name: str, value: np.ndarray, rank: int, ranks: int, config) -> n
     return value.reshape(value.shape[0], groups, -1)[:, rank * part:(rank + 1) * part]
 
 
-def rank_traces(trace: dict[str, np.ndarray], ranks: int) -> list[dict[str, np.ndarray]]:
-    split = [{} for _ in range(ranks)]
+def rank_traces(trace: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """{"rank1/layers.0.q": ...} -> one {"layers.0.q": ...} per rank, by rank."""
+    split: dict[int, dict[str, np.ndarray]] = {}
     for name, value in trace.items():
         prefix, _, op = name.partition("/")
-        split[int(prefix.removeprefix("rank"))][op] = value
-    return split
+        split.setdefault(int(prefix.removeprefix("rank")), {})[op] = value
+    return [split[r] for r in sorted(split)]
 
 
-def traced_forward(model: Qwen3Model, tokens: list[int]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    model.set_trace(True)
-    logits = model.forward([StepRequest(tokens, 0, slot_blocks(model, 0))], all_positions=True)
-    trace = model.trace()
-    model.set_trace(False)
-    return logits, trace
+def assert_ranks_match(trace: dict[str, np.ndarray], reference: dict[str, np.ndarray], ranks: int, config, limit,
+                       record, label: str, context: str = "") -> None:
+    """Every rank traced every operator, each within limit(name) of its slice of the reference."""
+    order = operator_order(config.num_layers)
+    split = rank_traces(trace)
+    assert len(split) == ranks, f"traces of {len(split)} ranks, expected {ranks}"
+    for rank, ours in enumerate(split):
+        assert sorted(ours) == sorted(order), f"rank {rank} traced {sorted(ours)}"
+        expected = {n: rank_slice(n, reference[n], rank, ranks, config) for n in order}
+        errors, first = compare_traces(ours, expected, order, limit)
+        record.add(label, errors, limit)
+        assert first is None, f"rank {rank} of {ranks}: {first}; all errors: {errors} {context}"
+
+
+def traced_forward(checkpoint_dir, dtype: str, ranks: int, seed: int):
+    """One 9-token prompt through the model split over `ranks`, traced: (tokens, trace, config)."""
+    with Qwen3Model(checkpoint_dir, device=TEST_DEVICE, dtype=dtype, ndev=ranks, max_model_len=64,
+                    kv_cache_tokens=64) as model:
+        tokens = prompt_for(model.vocab_size, 9, seed)
+        model.set_trace(True)
+        model.forward([StepRequest(tokens, 0, slot_blocks(model, 0))], all_positions=True)
+        return tokens, model.trace(), model.config
 
 
 CONFIG = dict(num_hidden_layers=2, num_attention_heads=8, num_key_value_heads=4, head_dim=32, hidden_size=96,
@@ -60,19 +77,9 @@ def checkpoint_dir(make_checkpoint):
 
 @pytest.mark.parametrize("ranks", [2, 4])
 def test_each_rank_traces_its_slice_of_transformers(checkpoint_dir, parity_record, ranks):
-    with Qwen3Model(checkpoint_dir, device=TEST_DEVICE, dtype="f32", ndev=ranks, max_model_len=64,
-                    kv_cache_tokens=64) as model:
-        tokens = prompt_for(model.vocab_size, 9, 3)
-        _, trace = traced_forward(model, tokens)
-        config = model.config
+    tokens, trace, config = traced_forward(checkpoint_dir, "f32", ranks, seed=3)
     reference = reference_trace(load_reference(checkpoint_dir, torch.float32), tokens)
-    order = operator_order(config.num_layers)
-    for rank, ours in enumerate(rank_traces(trace, ranks)):
-        assert sorted(ours) == sorted(order), f"rank {rank} traced {sorted(ours)}"
-        expected = {n: rank_slice(n, reference[n], rank, ranks, config) for n in order}
-        errors, first = compare_traces(ours, expected, order, f32_limit)
-        parity_record.add(f"f32, ndev {ranks}", errors, f32_limit)
-        assert first is None, f"rank {rank} of {ranks}: {first}; all errors: {errors}"
+    assert_ranks_match(trace, reference, ranks, config, f32_limit, parity_record, f"f32, ndev {ranks}")
 
 
 @pytest.mark.parametrize("options", [
@@ -104,23 +111,14 @@ def test_greedy_generation_on_ranks_equals_transformers_generate(checkpoint_dir,
         outputs = [[] for _ in batch]
         for index, token in generate(model, batch, max_new_tokens=32, eos_token_ids=()):
             outputs[index].append(token)
-    reference = load_reference(checkpoint_dir, torch.float32)
-    for prompt, ours in zip(batch, outputs):
-        with torch.no_grad():
-            expected = reference.generate(torch.tensor([prompt]), max_new_tokens=32, do_sample=False,
-                                          eos_token_id=None, pad_token_id=0)[0, len(prompt):].tolist()
-        assert ours == expected
+    assert outputs == greedy_continuations(checkpoint_dir, batch, 32)
 
 
 def test_bf16_ranks_no_worse_than_twice_transformers(checkpoint_dir, parity_record):
     """The half-precision rule of the parity suite, per rank: each intermediate at most twice as far from the
     f32 result as transformers' own bf16 result (the all-reduce adds the ranks' rounded partial sums)."""
     ranks = 2
-    with Qwen3Model(checkpoint_dir, device=TEST_DEVICE, dtype="bf16", ndev=ranks, max_model_len=64,
-                    kv_cache_tokens=64) as model:
-        tokens = prompt_for(model.vocab_size, 9, 5)
-        _, trace = traced_forward(model, tokens)
-        config = model.config
+    tokens, trace, config = traced_forward(checkpoint_dir, "bf16", ranks, seed=5)
     exact = reference_trace(load_reference(checkpoint_dir, torch.float32), tokens)
     theirs = reference_trace(load_reference(checkpoint_dir, torch.bfloat16), tokens)
     order = operator_order(config.num_layers)
@@ -129,8 +127,5 @@ def test_bf16_ranks_no_worse_than_twice_transformers(checkpoint_dir, parity_reco
     def half_limit(name):
         return 2 * max(their_errors[name], 2.0 ** -8)
 
-    for rank, ours in enumerate(rank_traces(trace, ranks)):
-        expected = {n: rank_slice(n, exact[n], rank, ranks, config) for n in order}
-        errors, first = compare_traces(ours, expected, order, half_limit)
-        parity_record.add(f"bf16, ndev {ranks}", errors, half_limit)
-        assert first is None, f"rank {rank}: {first}; ours: {errors}; transformers': {their_errors}"
+    assert_ranks_match(trace, exact, ranks, config, half_limit, parity_record, f"bf16, ndev {ranks}",
+                       f"transformers' own errors: {their_errors}")
