@@ -57,7 +57,9 @@ const iq3Meta &validated(const iq3Meta &m) {
     return m;
 }
 
-std::string deviceName(infiniDevice_t device) { return device == INFINI_DEVICE_CPU ? "cpu" : "device type " + std::to_string(int(device)); }
+std::string deviceName(infiniDevice_t device) {
+    return device == INFINI_DEVICE_CPU ? "cpu" : "device type " + std::to_string(int(device));
+}
 
 // The ranks split the KV heads (and with them the query heads) and the MLP columns evenly; on an accelerator each
 // rank needs a device of its own; on the CPU the ranks are threads of this process on the host (device 0).
@@ -94,7 +96,8 @@ std::vector<std::unique_ptr<Rank>> makeRanks(const iq3Meta &meta, infiniDevice_t
     const infiniopRoPEAlgo_t rope_algo = ropeAlgo(meta.rope_layout, device);
     std::vector<std::unique_ptr<Rank>> ranks;
     for (size_t r = 0; r < ids.size(); r++) {
-        ranks.push_back(std::make_unique<Rank>(meta, Shard{r, ids.size()}, dt, rope_algo, device, ids[r], comms.of(r)));
+        const Shard shard{r, ids.size()};
+        ranks.push_back(std::make_unique<Rank>(meta, shard, dt, rope_algo, device, ids[r], comms.of(r)));
     }
     return ranks;
 }
@@ -106,10 +109,12 @@ Communicators::Communicators(infiniDevice_t device, const std::vector<int> &devi
         return;
     }
     comms_.resize(device_ids.size());
-    const infiniStatus_t status = infinicclCommInitAll(device, comms_.data(), int(device_ids.size()), device_ids.data());
+    const int ranks = int(device_ids.size());
+    const infiniStatus_t status = infinicclCommInitAll(device, comms_.data(), ranks, device_ids.data());
     if (status == INFINI_STATUS_DEVICE_TYPE_NOT_SUPPORTED) {
         fail(IQ3_ERR_NOT_IMPLEMENTED, "InfiniCCL has no backend for " + deviceName(device) +
-                                          " in this build (an NVIDIA build needs NCCL; see the README), so ndev must be 1");
+                                          " in this build (an NVIDIA build needs NCCL; see the README), so ndev "
+                                          "must be 1");
     }
     checkInfini(status, "infinicclCommInitAll");
 }
