@@ -6,16 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from harness.fixtures.published import QWEN3_1_7B_CONFIG
 from infini_qwen3.config import ConfigError, Qwen3Config
 
-QWEN3_1_7B = {
-    "architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "hidden_size": 2048, "intermediate_size": 6144,
-    "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128,
-    "vocab_size": 151936, "max_position_embeddings": 40960, "rope_theta": 1000000, "rope_scaling": None,
-    "rms_norm_eps": 1e-06, "tie_word_embeddings": True, "torch_dtype": "bfloat16", "attention_bias": False,
-    "use_sliding_window": False, "sliding_window": None, "max_window_layers": 28, "bos_token_id": 151643,
-    "eos_token_id": 151645, "hidden_act": "silu",
-}
+QWEN3_1_7B = QWEN3_1_7B_CONFIG
 
 
 def test_published_qwen3_1_7b_config():

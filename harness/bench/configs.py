@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.fixtures.published import QWEN3_1_7B_CONFIG
 from infini_qwen3.demo_checkpoint import tiny_config
 
-# Qwen3-1.7B's published shapes (config.json of Qwen/Qwen3-1.7B).
-QWEN3_1_7B = dict(hidden_size=2048, intermediate_size=6144, num_hidden_layers=28, num_attention_heads=16,
-                  num_key_value_heads=8, head_dim=128, max_position_embeddings=40960, tie_word_embeddings=True)
+# Qwen3-1.7B's published shapes.
+QWEN3_1_7B = {key: QWEN3_1_7B_CONFIG[key] for key in (
+    "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim",
+    "max_position_embeddings", "tie_word_embeddings")}
 SMALL = dict(hidden_size=256, intermediate_size=768, num_hidden_layers=4, num_attention_heads=8,
              num_key_value_heads=4, head_dim=32)
 

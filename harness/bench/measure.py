@@ -40,9 +40,12 @@ def median_time(run: Callable[[], float | None], repeats: int) -> float:
     return statistics.median(times)
 
 
+ORDINARY_TOKENS = 150000  # prompt ids stay below Qwen3's special tokens (151643 and up)
+
+
 def prompts(batch: int, length: int, vocab: int, seed: int = 0) -> list[list[int]]:
     rng = np.random.default_rng(seed)
-    return rng.integers(0, min(vocab, 150000), size=(batch, length)).tolist()
+    return rng.integers(0, min(vocab, ORDINARY_TOKENS), size=(batch, length)).tolist()
 
 
 # -- this project ---------------------------------------------------------------------------------------------
