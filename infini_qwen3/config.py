@@ -27,7 +27,6 @@ class Qwen3Config:
     rope_theta: float
     tie_word_embeddings: bool
     torch_dtype: str
-    bos_token_id: int | None
     eos_token_ids: tuple[int, ...]
 
     @classmethod
@@ -66,7 +65,6 @@ class Qwen3Config:
             rope_theta=_rope_theta(raw),
             tie_word_embeddings=bool(raw.get("tie_word_embeddings", False)),
             torch_dtype=str(raw.get("torch_dtype") or raw.get("dtype") or "bfloat16"),
-            bos_token_id=raw.get("bos_token_id"),
             eos_token_ids=_token_ids(raw.get("eos_token_id")),
         )
         _check_supported(raw, config)
@@ -84,10 +82,6 @@ class Qwen3Config:
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
         return cls.from_dict(raw)
-
-    @property
-    def num_groups(self) -> int:
-        return self.num_heads // self.num_kv_heads
 
 
 def _token_ids(value) -> tuple[int, ...]:
