@@ -252,8 +252,7 @@ void Model::infer(const StepBatch &batch, const std::vector<SamplingParams> &sam
         fail(IQ3_ERR_INTERNAL, "one sampling entry per request is needed");
     }
     prepare(batch, false);
-    const size_t rows = batch.decodeOnly() ? batch.rows : batch.nreq(); // logit rows, padding included
-    head().prepareSampling(sampling, rows);
+    head().prepareSampling(sampling, batch.logitRows(false));
     Tensor logits;
     threads_.run([&](size_t r) {
         const Tensor out = ranks_[r]->runStep(batch);

@@ -74,8 +74,8 @@ void Rank::prepare(const StepBatch &batch, const StepInputs &inputs, bool all_po
     q_heads_.grow(heads_ * longest_prompt * dh * es);
     scores_.grow(heads_ * longest_prompt * longest_prompt * es);
     head_out_.grow(heads_ * longest_prompt * dh * es);
-    const size_t logit_bytes = logitRows(batch, all_positions) * meta_.vocab_size * es;
-    last_hidden_.grow(logitRows(batch, all_positions) * d * es);
+    const size_t logit_rows = batch.logitRows(all_positions), logit_bytes = logit_rows * meta_.vocab_size * es;
+    last_hidden_.grow(logit_rows * d * es);
     logits_.grow(logit_bytes);
     if (!shard_.alone() && logit_bytes > zero_bytes_) { // the other ranks' vocabulary columns start as zeros
         zeros_.grow(logit_bytes);
@@ -241,19 +241,13 @@ void Rank::contiguousAttention(const StepBatch &batch, uint32_t r, const Tensor 
                    head_out.view({nkvh, ngroup, seq, dh}).permute({2, 0, 1, 3}));
 }
 
-// Every row when all positions are asked for or every request has one row (decode, padding included); else the
-// last row of each request.
-size_t Rank::logitRows(const StepBatch &batch, bool all_positions) const {
-    return all_positions || batch.decodeOnly() ? batch.rows : batch.nreq();
-}
-
 Tensor Rank::logitsView(const StepBatch &batch) const {
-    return Tensor::contiguous(logits_.data(), dt_, {logitRows(batch, false), meta_.vocab_size});
+    return Tensor::contiguous(logits_.data(), dt_, {batch.logitRows(false), meta_.vocab_size});
 }
 
 Tensor Rank::logitsFor(const StepBatch &batch, bool all_positions) {
     const size_t d = meta_.hidden_size, es = dtypeSize(dt_), vocab = meta_.vocab_size;
-    const size_t rows = logitRows(batch, all_positions);
+    const size_t rows = batch.logitRows(all_positions);
     const bool every_row = all_positions || batch.decodeOnly();
     const auto x = Tensor::contiguous(hidden_.data(), dt_, {batch.rows, d});
     const auto h = Tensor::contiguous(last_hidden_.data(), dt_, {rows, d});

@@ -73,7 +73,6 @@ private:
     // Final norm + lm_head over the chosen token rows; returns logits [rows, vocab] on the device.
     Tensor logitsFor(const StepBatch &batch, bool all_positions);
     Tensor computeStep(const StepBatch &batch);
-    size_t logitRows(const StepBatch &batch, bool all_positions) const;
     Tensor logitsView(const StepBatch &batch) const;
     std::vector<const void *> stepBuffers() const; // the addresses a captured step records
     void buildRopeTables();

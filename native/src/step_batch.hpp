@@ -20,6 +20,9 @@ struct StepBatch {
     uint32_t rows = 0;
     uint32_t nreq() const { return uint32_t(lens.size()); }
     bool decodeOnly() const { return decoding == nreq(); }
+    // Rows of logits: every row when all positions are asked for or every request has one row (decode, padding
+    // included); else the last row of each request.
+    uint32_t logitRows(bool all_positions) const { return all_positions || decodeOnly() ? rows : nreq(); }
 };
 
 struct SamplingParams {
