@@ -23,6 +23,13 @@ MAIN_SERVER_ARGS = ("--max-batch", "32", "--max-model-len", "256", "--max-body-b
 
 
 @pytest.fixture(scope="session")
+def rank_args() -> tuple[str, ...]:
+    """Serve options that split the model over ranks, for the servers the core test modules start: none here;
+    test_tensor_parallel.py runs those modules again with --ndev 2."""
+    return ()
+
+
+@pytest.fixture(scope="session")
 def server(tmp_path_factory):
     with ServerProcess(*MAIN_SERVER_ARGS, log_path=tmp_path_factory.mktemp("server") / "main.log") as process:
         yield process

@@ -158,11 +158,11 @@ def test_structured_outputs_json_and_guided_json(client):
 
 
 @pytest.fixture(scope="module")
-def roomy_client(tmp_path_factory, server):  # after `server`: the demo checkpoint is already built
+def roomy_client(tmp_path_factory, server, rank_args):  # after `server`: the demo checkpoint is already built
     """A server whose context holds Qwen3's tool-use system prompt (about 200 tokens) and the calls."""
     import openai
 
-    with ServerProcess("--max-batch", "4", "--max-model-len", "1024", "--dtype", "f32",
+    with ServerProcess("--max-batch", "4", "--max-model-len", "1024", "--dtype", "f32", *rank_args,
                        log_path=tmp_path_factory.mktemp("server") / "tools.log") as process:
         yield openai.OpenAI(base_url=f"{process.base_url}/v1", api_key="unused", max_retries=0, timeout=120)
 

@@ -1,6 +1,7 @@
 """The core conformance cases again, against `serve --ndev 2`: the demo model split over two ranks (on the CPU,
 two threads joined by InfiniCCL's CPU backend), with the main server's options otherwise. The test functions
-are those of the modules imported below; this module's `server` fixture overrides the shared one for them.
+are those of the modules imported below; this module's `server` and `rank_args` fixtures override the shared
+ones for them (so the servers those modules start themselves run on two ranks too).
 One case more: greedy answers equal those of the single-rank server token for token (f32)."""
 
 from __future__ import annotations
@@ -19,8 +20,13 @@ RANKS = 2
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with ServerProcess(*MAIN_SERVER_ARGS, "--ndev", str(RANKS),
+def rank_args() -> tuple[str, ...]:
+    return ("--ndev", str(RANKS))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, rank_args):
+    with ServerProcess(*MAIN_SERVER_ARGS, *rank_args,
                        log_path=tmp_path_factory.mktemp("server") / "tensor-parallel.log") as process:
         yield process
 
