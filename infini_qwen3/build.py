@@ -242,15 +242,16 @@ def nccl_flags(root: Path | None) -> list[str]:
     return ["--ccl=y", f"--shflags=-Wl,-rpath,{libdir}"]
 
 
-def infinicore_config(opts: BuildOptions, pin: Pin, patches: list[Path]) -> dict:
-    """Everything that decides the InfiniCore build; a change of any of it rebuilds."""
+def infinicore_config(opts: BuildOptions, pin: Pin, patches: list[Path], nccl: Path | None = None) -> dict:
+    """Everything that decides the InfiniCore build; a change of any of it rebuilds. nccl: nccl_root() of an
+    NVIDIA build."""
     return {
         "version": pin.version,
         "sha256": pin.sha256,
         "patches": {p.name: sha256_of(p) for p in patches},
         "device": opts.device,
         "cuda_arch": opts.cuda_arch,
-        "nccl": str(nccl_root()) if opts.device == "nvidia" else None,
+        "nccl": str(nccl) if nccl is not None else None,
     }
 
 
@@ -269,7 +270,8 @@ def build_infinicore(opts: BuildOptions, prefix: Path) -> bool:
     """Build and install InfiniCore into prefix unless the stamp says it is current. Returns True if built."""
     pin = read_pin()
     patches = patch_files()
-    config = infinicore_config(opts, pin, patches)
+    nccl = nccl_root() if opts.device == "nvidia" else None
+    config = infinicore_config(opts, pin, patches, nccl)
     if read_stamp(prefix) == config and has_libs(prefix):
         log(f"InfiniCore {pin.version} ({opts.device}) in {prefix} is up to date")
         return False
@@ -283,7 +285,6 @@ def build_infinicore(opts: BuildOptions, prefix: Path) -> bool:
     flags = ["--cpu=y", "--omp=y"]
     if opts.device == "nvidia":
         flags += ["--nv-gpu=y", "--cudnn=n", f"--cuda={cuda_home()}"]
-        nccl = nccl_root()
         flags += nccl_flags(nccl)
         if nccl is None:
             log("no NCCL (NCCL_ROOT or pip nvidia-nccl-cu13): InfiniCCL gets no NVIDIA backend; --ndev > 1 needs it")
