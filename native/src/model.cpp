@@ -239,10 +239,15 @@ StepBatch Model::checkBatch(const iq3Batch &b) const {
     return step;
 }
 
-void Model::prepare(const StepBatch &batch, bool all_positions) {
+void Model::prepare(const StepBatch &batch, bool all_positions, const std::vector<SamplingParams> *sampling) {
     trace_entries_.clear(); // they point into the ranks' traces, which the ranks clear now
     const StepInputs inputs = stepInputs(batch, meta_.kv_block_size);
-    threads_.run([&](size_t r) { ranks_[r]->prepare(batch, inputs, all_positions); });
+    threads_.run([&](size_t r) {
+        ranks_[r]->prepare(batch, inputs, all_positions);
+        if (r == 0 && sampling != nullptr) { // on the head's thread: its device is the current one
+            ranks_[r]->prepareSampling(*sampling, batch.logitRows(false));
+        }
+    });
 }
 
 void Model::infer(const StepBatch &batch, const std::vector<SamplingParams> &sampling, uint32_t *out_tokens,
@@ -251,8 +256,7 @@ void Model::infer(const StepBatch &batch, const std::vector<SamplingParams> &sam
     if (sampling.size() != batch.nreq()) {
         fail(IQ3_ERR_INTERNAL, "one sampling entry per request is needed");
     }
-    prepare(batch, false);
-    head().prepareSampling(sampling, batch.logitRows(false));
+    prepare(batch, false, &sampling);
     Tensor logits;
     threads_.run([&](size_t r) {
         const Tensor out = ranks_[r]->runStep(batch);

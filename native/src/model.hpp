@@ -51,8 +51,9 @@ public:
 
 private:
     void ensureLoaded() const;
-    // Every rank prepares (uploads, buffers) before any computes: see Rank::prepare.
-    void prepare(const StepBatch &batch, bool all_positions);
+    // Every rank prepares (uploads, buffers; the head also the sampling parameters, when given) before any
+    // computes: see Rank::prepare.
+    void prepare(const StepBatch &batch, bool all_positions, const std::vector<SamplingParams> *sampling = nullptr);
     void collectTrace();
     Rank &head() { return *ranks_.front(); }
 
