@@ -77,9 +77,10 @@ def gemm_operands(m: int, n: int, k: int, layout: str, g: torch.Generator):
 
 @pytest.mark.parametrize("layout", ["linear", "pv", "c_columns"])
 # (64, 130, 96) and (37, 45, 70): the AMX kernel copies its direct tiles into tile order (more than two packed
-# blocks); (48, 40, 65): an odd row stride (no 32-bit transposes); (400, 420, 2048): more than one chunk.
+# blocks); (48, 40, 65): an odd row stride (no 32-bit transposes); (400, 420, 2048): more than one chunk;
+# (48, 48, 128): operands of one size, as attention's Q x K^T over a whole prompt (b is packed).
 @pytest.mark.parametrize("m, n, k", [(37, 45, 70), (2, 48, 64), (64, 130, 96), (1, 33, 40), (20, 3, 2048),
-                                     (48, 40, 65), (400, 420, 2048)])
+                                     (48, 40, 65), (400, 420, 2048), (48, 48, 128)])
 def test_gemm_bf16_shapes_with_tails(ops, m, n, k, layout):
     """Row and k counts that are not multiples of the 16 x 32 tiles of the CPU's AMX path (patch 0014), with the
     residual (beta = 1); on CPUs without AMX the same shapes check the dot-product loop."""
