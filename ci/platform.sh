@@ -66,7 +66,9 @@ for lib in build/infini-"$DEVICE"/lib/*.so build/native/libinfini_qwen3.so; do
     echo "$lib: $(nm -D --defined-only "$lib" 2>/dev/null | grep -c ' _ZNS[toi]\| _ZNKSt') libstdc++ symbols defined"
 done | tee "$RESULTS/libs.txt"
 
-export INFINI_QWEN3_TEST_DEVICE="$DEVICE" HYPOTHESIS_PROFILE="${HYPOTHESIS_PROFILE:-platform}"
+# Each graph capture logs the device's free memory before and after it (native/src/rank.cpp); the bench records
+# how many decode steps replayed a graph (bench.json: cuda_graphs).
+export INFINI_QWEN3_TEST_DEVICE="$DEVICE" HYPOTHESIS_PROFILE="${HYPOTHESIS_PROFILE:-platform}" INFINI_QWEN3_GRAPH_LOG=1
 stage smoke 20 60 "$PY" -m harness.smoke --device "$DEVICE"
 if [ "$?" -eq 139 ] && command -v cuda-gdb >/dev/null; then  # a crash: where in native code?
     stage smoke-backtrace 30 90 cuda-gdb -q -batch -ex run -ex bt --args "$PY" -m harness.smoke --device "$DEVICE"
@@ -91,7 +93,8 @@ stage parity 60 240 "$PY" -m pytest -q -p no:cacheprovider $PARITY_TESTS --junit
 
 # Every endpoint once: chat and completions (streamed and not), errors, lifecycle and metrics, the Qwen3 surface.
 CONFORMANCE_TESTS="${INFINI_QWEN3_CONFORMANCE_TESTS:-conformance/test_chat.py conformance/test_completions.py \
-conformance/test_errors.py conformance/test_lifecycle.py conformance/test_qwen3_api.py conformance/test_paged_kv.py}"
+conformance/test_errors.py conformance/test_lifecycle.py conformance/test_qwen3_api.py conformance/test_paged_kv.py \
+conformance/test_shutdown.py}"
 # shellcheck disable=SC2086
 stage conformance 60 240 "$PY" -m pytest -q -p no:cacheprovider $CONFORMANCE_TESTS \
     --junitxml="$RESULTS/conformance.xml" ${INFINI_QWEN3_CONFORMANCE_ARGS:-}

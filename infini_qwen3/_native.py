@@ -88,7 +88,13 @@ def library_path() -> Path:
     return Path(os.environ.get("INFINI_QWEN3_LIB") or NATIVE_OUT / "libinfini_qwen3.so")
 
 
-ABI_VERSION = 2  # IQ3_ABI_VERSION of native/include/infini_qwen3.h that the structures above mirror
+class GraphStats(ctypes.Structure):
+    """iq3GraphStats: decode steps captured and replayed as graphs since the model was created."""
+    _fields_ = [(name, ctypes.c_uint64) for name in ("captures", "replays", "failed_captures", "evictions",
+                                                     "live_graphs", "max_live_graphs")]
+
+
+ABI_VERSION = 3  # IQ3_ABI_VERSION of native/include/infini_qwen3.h that the structures above mirror
 
 
 class AbiMismatch(NativeLibraryMissing):
@@ -130,6 +136,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "iq3TraceCount": (status, [p, u32p]),
         "iq3TraceInfo": (status, [p, ctypes.c_uint32, ctypes.POINTER(ctypes.c_char_p), u32p, u64p]),
         "iq3TraceCopy": (status, [p, ctypes.c_uint32, f32p]),
+        "iq3GetGraphStats": (status, [p, ctypes.POINTER(GraphStats)]),
     }
     for name, (restype, argtypes) in signatures.items():
         fn = getattr(lib, name)

@@ -25,6 +25,8 @@ KV_BLOCK_SIZE = 16  # tokens per KV block, as vLLM
 GREEDY_TEMPERATURE = 1e-5
 FLOAT32_TINY = float(np.finfo(np.float32).tiny)
 ROPE_LAYOUTS = {"auto": _native.ROPE_AUTO, "gpt_j": _native.ROPE_GPT_J, "neox": _native.ROPE_GPT_NEOX}
+# iq3Meta.cuda_graphs: "always" attempts captures where the backend cannot (the CPU), to test the eager fallback.
+CUDA_GRAPH_MODES = {False: 0, True: 1, "off": 0, "on": 1, "always": 2}
 
 
 # Tokens one step may take (prefill chunks + decode rows): library callers prefill in big chunks; the server
@@ -81,13 +83,15 @@ class Qwen3Model:
                  device_ids: Sequence[int] | None = None, dtype: str = "bf16", max_model_len: int | None = None,
                  kv_cache_tokens: int | None = None,
                  kv_cache_memory: int | None = None, block_size: int = KV_BLOCK_SIZE,
-                 max_step_tokens: int = DEFAULT_MAX_STEP_TOKENS, rope_layout: str = "auto", cuda_graphs: bool = True,
+                 max_step_tokens: int = DEFAULT_MAX_STEP_TOKENS, rope_layout: str = "auto",
+                 cuda_graphs: bool | str = True,
                  gpu_memory_utilization: float = GPU_MEMORY_UTILIZATION, progress: bool = False):
         """The KV pool holds kv_cache_tokens tokens, else as many blocks as fit kv_cache_memory bytes (default:
         kv_memory.default_kv_cache_memory: 1 GiB on the CPU, gpu_memory_utilization of a GPU). max_model_len
         (default: the checkpoint's, capped to what the pool holds) is the context of one request; asking for more
         than the pool holds is an error. cuda_graphs: decode steps are captured and replayed as graphs where the
-        device supports it (NVIDIA); the CPU runs them eagerly. ndev > 1 (or device_ids) splits the model over
+        device supports it (NVIDIA); the CPU runs them eagerly ("always": attempt captures on any device, falling
+        back to eager steps where it cannot: graph_stats() counts both). ndev > 1 (or device_ids) splits the model over
         ranks (devices.rank_devices); the KV pool and kv_cache_memory are the whole model's, all ranks together."""
         self.model_dir = Path(model_dir)
         self.config = Qwen3Config.from_file(self.model_dir)
@@ -106,6 +110,8 @@ class Qwen3Model:
         self.kv_blocks = self._pool_blocks(kv_cache_tokens, kv_cache_memory)
         self.max_model_len = self._context_length(max_model_len)
         self.max_step_tokens = max_step_tokens
+        if cuda_graphs not in CUDA_GRAPH_MODES:
+            raise ValueError(f"cuda_graphs must be a bool, 'on', 'off' or 'always', got {cuda_graphs!r}")
         self.cuda_graphs = cuda_graphs
         self.vocab_size = self.config.vocab_size
         self._lib = _native.load()
@@ -155,7 +161,7 @@ class Qwen3Model:
             rope_theta=c.rope_theta, tie_word_embeddings=int(c.tie_word_embeddings), dtype=DTYPES[dtype],
             rope_layout=ROPE_LAYOUTS[rope_layout], kv_blocks=self.kv_blocks, kv_block_size=self.block_size,
             max_seq_tokens=self.max_model_len, max_step_tokens=self.max_step_tokens,
-            cuda_graphs=int(self.cuda_graphs),
+            cuda_graphs=CUDA_GRAPH_MODES[self.cuda_graphs],
         )
 
     def _load_weights(self, progress: bool) -> None:
@@ -249,6 +255,13 @@ class Qwen3Model:
             _native.check(self._lib.iq3TraceCopy(self._handle, i, array.ctypes.data_as(ctypes.POINTER(ctypes.c_float))))
             result[name.value.decode()] = array
         return result
+
+    def graph_stats(self) -> dict[str, int]:
+        """Decode steps captured, replayed and failed to capture as graphs since the model was created."""
+        stats = _native.GraphStats()
+        with self._lock:
+            _native.check(self._lib.iq3GetGraphStats(self._handle, ctypes.byref(stats)))
+        return {name: getattr(stats, name) for name, _ in _native.GraphStats._fields_}
 
     def close(self) -> None:
         """Frees the native model, after any step that is running (the step holds the lock)."""

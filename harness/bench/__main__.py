@@ -82,7 +82,9 @@ def device_used_mib(device: str) -> float | None:
 CONSTRAINED_BATCHES = (1, 8)  # structured outputs are measured where they are used: few requests at a time
 
 
-def run_ours(args, model_dir: Path, prefill, decode) -> tuple[dict, dict, dict, float | None]:
+def run_ours(args, model_dir: Path, prefill, decode) -> tuple[dict, dict, dict, dict, float | None, dict]:
+    """Prefill, decode, host-sampling decode and constrained decode rates, the device memory used and the
+    model's graph counts (how many decode steps replayed a captured graph)."""
     slots = max([s.batch for s in prefill + decode])
     context = max([s.tokens for s in prefill] + [16 + s.tokens for s in decode])
     context = -(-context // KV_BLOCK_SIZE) * KV_BLOCK_SIZE  # whole blocks: each sequence owns its own (slot_blocks)
@@ -96,7 +98,8 @@ def run_ours(args, model_dir: Path, prefill, decode) -> tuple[dict, dict, dict, 
         schema = {(s.batch, s.tokens): measure.ours_decode(model, s, args.repeats, path="json_schema")
                   for s in decode if s.batch in CONSTRAINED_BATCHES}
         used = device_used_mib(args.device)
-    return pre, dec, host, schema, used
+        graphs = model.graph_stats()
+    return pre, dec, host, schema, used, graphs
 
 
 def run_transformers(args, model_dir: Path, prefill, decode) -> tuple[dict, dict, float | None]:
@@ -126,8 +129,10 @@ def throughput(args) -> dict:
     result = run_info(args, model_dir)
     print(f"[bench] {result['config']} on {result['device_name']} ({args.dtype})", flush=True)
 
-    ours_pre, ours_dec, ours_host, ours_schema, ours_device = run_ours(args, model_dir, prefill, decode)
+    ours_pre, ours_dec, ours_host, ours_schema, ours_device, graphs = run_ours(args, model_dir, prefill, decode)
     memory = {"host_peak_after_ours": peak_host_mib(), "device_used_by_ours": ours_device}
+    result["cuda_graphs"] = graphs
+    print(f"[bench] decode graphs: {graphs}", flush=True)
     theirs_pre, theirs_dec = {}, {}
     if not args.skip_transformers:
         theirs_pre, theirs_dec, their_device = run_transformers(args, model_dir, prefill, decode)

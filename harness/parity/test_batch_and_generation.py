@@ -107,15 +107,75 @@ def test_generation_in_small_prefill_chunks_equals_one_step(checkpoint_dir):
     assert results[0] == results[1]
 
 
-@pytest.mark.skipif(TEST_DEVICE == "cpu", reason="graph capture needs a GPU backend; the CPU runs every step eagerly")
-def test_cuda_graph_replay_gives_the_eager_tokens(checkpoint_dir):
-    """Decode steps captured once per batch bucket and replayed draw the same tokens as eager steps (sampled with
-    a seed, so the batched sampler inside the graph is checked too)."""
+def sampled_runs(checkpoint_dir, modes):
+    """For each cuda_graphs mode: the tokens of one seeded sampled generation and the model's graph counts."""
     seqs = prompts([5, 7, 3], seed=4)
     sampling = SamplingParams(temperature=1.0, top_k=20, top_p=0.9)
     runs = []
-    for graphs in (False, True):
+    for graphs in modes:
         with Qwen3Model(checkpoint_dir, device=TEST_DEVICE, dtype="bf16", max_model_len=64, kv_cache_tokens=256,
                         cuda_graphs=graphs) as model:
-            runs.append(list(generate(model, seqs, max_new_tokens=24, sampling=sampling, seed=5, eos_token_ids=())))
-    assert runs[0] == runs[1]
+            tokens = list(generate(model, seqs, max_new_tokens=24, sampling=sampling, seed=5, eos_token_ids=()))
+            runs.append((tokens, model.graph_stats()))
+    return runs
+
+
+@pytest.mark.skipif(TEST_DEVICE == "cpu", reason="graph capture needs a GPU backend; the CPU runs every step eagerly")
+def test_cuda_graph_replay_gives_the_eager_tokens(checkpoint_dir):
+    """Decode steps captured once per batch bucket and replayed draw the same tokens as eager steps (sampled with
+    a seed, so the batched sampler inside the graph is checked too), and graphs were in fact replayed."""
+    (eager, eager_stats), (graphed, stats) = sampled_runs(checkpoint_dir, (False, True))
+    assert eager_stats["captures"] == eager_stats["replays"] == 0
+    assert stats["failed_captures"] == 0, stats
+    assert stats["captures"] >= 1 and stats["replays"] >= 10, stats
+    assert graphed == eager
+
+
+def test_a_failed_capture_falls_back_to_eager_steps(checkpoint_dir):
+    """cuda_graphs "always" attempts captures where the backend cannot (the CPU answers NOT_SUPPORTED, as a GPU
+    capture that fails would): each bucket then runs eagerly, the tokens are the eager ones, the counts say so."""
+    if TEST_DEVICE != "cpu":
+        pytest.skip("the backend captures: test_cuda_graph_replay_gives_the_eager_tokens covers it")
+    (eager, _), (attempted, stats) = sampled_runs(checkpoint_dir, (False, "always"))
+    assert attempted == eager
+    assert stats["failed_captures"] >= 1 and stats["captures"] == stats["replays"] == stats["live_graphs"] == 0
+    assert stats["max_live_graphs"] > 0
+
+
+def test_model_created_stepped_and_destroyed_on_three_threads(checkpoint_dir):
+    """The server loads the model on one thread, steps it on another and closes it on a third: each call selects
+    the rank's device itself (on a GPU, a free from a thread that never selected it used the CPU's free)."""
+    import threading
+
+    seqs = prompts([6, 4], seed=9)
+    expected = greedy_continuations(checkpoint_dir, seqs, 8)
+    holder: dict = {}
+
+    def on_thread(work):
+        errors = []
+
+        def body():
+            try:
+                work()
+            except BaseException as exc:  # re-raised on the test's own thread
+                errors.append(exc)
+        thread = threading.Thread(target=body)
+        thread.start()
+        thread.join()
+        if errors:
+            raise errors[0]
+
+    def create():
+        holder["model"] = Qwen3Model(checkpoint_dir, device=TEST_DEVICE, dtype="f32", max_model_len=32,
+                                     kv_cache_tokens=128)
+
+    def step():
+        outputs = [[] for _ in seqs]
+        for index, token in generate(holder["model"], seqs, max_new_tokens=8, eos_token_ids=()):
+            outputs[index].append(token)
+        holder["outputs"] = outputs
+
+    on_thread(create)
+    on_thread(step)
+    on_thread(lambda: holder.pop("model").close())
+    assert holder["outputs"] == expected

@@ -376,6 +376,52 @@ def test_random_sample_batch_in_half_precision_keeps_the_f32_distribution(ops):
         assert chosen[row] == expected or logits[row, chosen[row]] == logits[row, expected]
 
 
+def mid_slot_draws(logits: torch.Tensor, top_p: float, top_k: int, temperature: float, slots: list[int]):
+    """(random value, id) pairs whose draw lands in the middle of each chosen slot of the reference order
+    (descending logit, ascending id), far from any boundary that float32 summation order could move."""
+    values, order = torch.sort(logits.double(), descending=True, stable=True)
+    weights = torch.exp((values - values[0]) / temperature)
+    cumulative = torch.cumsum(weights, 0)
+    k = min(top_k, logits.numel())
+    kept = min(cumulative[k - 1].item(), cumulative[-1].item() * top_p)
+    draws = []
+    for slot in slots:
+        below = cumulative[slot - 1].item() if slot > 0 else 0.0
+        middle = below + 0.5 * weights[slot].item()
+        assert middle < kept, "slot outside the kept mass"
+        draws.append((middle / kept, int(order[slot])))
+    return draws
+
+
+# One row of many ties: (logits, top_p, top_k, temperature, slots of the reference order to draw).
+TIED_ROWS = [
+    (torch.zeros(1000), 1.0, 0, 1.0, [0, 1, 499, 500, 998, 999]),  # all tied: u = 0.5 draws id 499
+    (torch.tensor([1.0, 0.0, -1.0]).repeat(333), 1.0, 0, 0.7, [0, 100, 332, 333, 500, 700, 998]),
+    (torch.tensor([1.0, 0.0, -1.0]).repeat(333), 1.0, 500, 1.0, [0, 200, 333, 420, 499]),  # top-k inside a tie
+    (torch.tensor([0.5, 0.5, 0.25, 0.0]).repeat(256), 0.8, 0, 1.0, [0, 255, 256, 511, 600]),  # top_p inside one
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_random_sample_batch_draws_each_tied_token_in_its_own_slot(ops, dtype):
+    """Tied logits are ordered by id, each with its own share of the mass (the CPU's sort order): the exact id,
+    not any id with the same logit. 1000 equal logits with u = 0.5 draw id 499."""
+    rows, expected = [], []
+    for logits, top_p, top_k, temperature, slots in TIED_ROWS:
+        for u, token in mid_slot_draws(logits.to(dtype).float(), top_p, top_k or logits.numel(), temperature, slots):
+            rows.append((logits, u, top_p, top_k, temperature))
+            expected.append(token)
+    width = max(r[0].numel() for r in rows)
+    # Rows of one launch share a width: pad with logits far below every row's (weight exp(-1e4) = 0).
+    batch = torch.full((len(rows), width), -1e4)
+    for i, row in enumerate(rows):
+        batch[i, :row[0].numel()] = row[0]
+    chosen = ops.random_sample_batch(batch.to(dtype), [r[1] for r in rows], [r[2] for r in rows],
+                                     [r[3] for r in rows], [r[4] for r in rows])
+    assert chosen == expected
+    assert expected[:6][2] == 499
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_silu_and_mul_of_a_fused_gate_up_row(ops, dtype):
     """Patch 0013: silu(gate) * up from one [rows, 2d] input, as transformers' Qwen3MLP computes it."""

@@ -61,7 +61,9 @@ typedef struct {
     uint32_t kv_block_size;   /* tokens per block */
     uint32_t max_seq_tokens;  /* most tokens (past + new) one request may hold: the context window */
     uint32_t max_step_tokens; /* most tokens one iq3Infer / iq3Forward call may carry */
-    int32_t cuda_graphs;      /* 1: capture decode steps as graphs where the backend can (NVIDIA), 0: eager */
+    int32_t cuda_graphs;      /* 1: capture decode steps as graphs where the backend can (NVIDIA), 0: eager,
+                                 2: attempt a capture on any backend (where it cannot, as on the CPU, each bucket
+                                 falls back to eager steps: tests that fallback) */
 } iq3Meta;
 
 typedef struct iq3Model iq3Model;
@@ -95,7 +97,7 @@ IQ3_API const char *iq3Version(void);
 
 /* Bumped whenever a struct or a function of this header changes; callers compare it, and the struct sizes, with
  * what they were written against before they call anything else. */
-#define IQ3_ABI_VERSION 2
+#define IQ3_ABI_VERSION 3
 IQ3_API uint32_t iq3AbiVersion(void);
 /* sizeof(iq3Meta), sizeof(iq3Batch), sizeof(iq3Sampling) as compiled into the library. */
 IQ3_API void iq3StructSizes(uint32_t *meta, uint32_t *batch, uint32_t *sampling);
@@ -104,7 +106,8 @@ IQ3_API void iq3StructSizes(uint32_t *meta, uint32_t *batch, uint32_t *sampling)
 IQ3_API iq3Status_t iq3ProbeDevice(int32_t device, int32_t device_id, char *info, size_t info_len);
 
 /* Tensor parallel over ndev ranks (jiuge's split: attention heads and MLP columns, an InfiniCCL all-reduce after
- * o_proj and after down; lm_head and sampling on rank 0). ndev must divide num_kv_heads and intermediate_size.
+ * o_proj and after down; lm_head split by vocabulary rows, the partial logits summed into every rank's; sampling
+ * on rank 0). ndev must divide num_kv_heads, intermediate_size and vocab_size.
  * device_ids[ndev] (or NULL: 0 .. ndev-1) names each rank's device; on the CPU the ranks are threads of this
  * process and every id is 0. Weights are still loaded whole: each rank keeps its shard. */
 IQ3_API iq3Status_t iq3CreateModel(const iq3Meta *meta, int32_t device, uint32_t ndev, const int32_t *device_ids,
@@ -136,6 +139,19 @@ IQ3_API iq3Status_t iq3TraceCount(iq3Model *model, uint32_t *count);
 IQ3_API iq3Status_t iq3TraceInfo(iq3Model *model, uint32_t index, const char **name, uint32_t *ndim,
                                  uint64_t *shape /* at least 4 */);
 IQ3_API iq3Status_t iq3TraceCopy(iq3Model *model, uint32_t index, float *out);
+
+/* Decode steps and graphs since the model was created (all zero where graphs are off). A bucket (rows, block-table
+ * width) runs its first step eagerly and is captured on its second; at most max_live_graphs graphs are kept, the
+ * least recently replayed destroyed first. */
+typedef struct {
+    uint64_t captures;         /* graphs captured and instantiated */
+    uint64_t replays;          /* steps run by replaying a graph */
+    uint64_t failed_captures;  /* buckets whose capture failed: they run eagerly from then on */
+    uint64_t evictions;        /* graphs destroyed to stay within max_live_graphs */
+    uint64_t live_graphs;
+    uint64_t max_live_graphs;
+} iq3GraphStats;
+IQ3_API iq3Status_t iq3GetGraphStats(iq3Model *model, iq3GraphStats *stats);
 
 #ifdef __cplusplus
 }

@@ -116,6 +116,7 @@ iq3Status_t iq3CreateModel(const iq3Meta *meta, int32_t device, uint32_t ndev, c
     });
 }
 
+// Each rank selects its own device before it frees anything (Rank::~Rank), whatever thread this is.
 void iq3DestroyModel(iq3Model *model) { delete model; }
 
 iq3Status_t iq3LoadWeight(iq3Model *model, const char *name, int32_t dtype, uint32_t ndim, const uint64_t *shape,
@@ -228,6 +229,15 @@ iq3Status_t iq3TraceCopy(iq3Model *model, uint32_t index, float *out) {
         const auto &entries = m.traceEntries();
         require(index < entries.size() && out != nullptr, "trace index out of range or null output");
         std::memcpy(out, entries[index]->data.data(), entries[index]->data.size() * sizeof(float));
+    });
+}
+
+iq3Status_t iq3GetGraphStats(iq3Model *model, iq3GraphStats *stats) {
+    return guarded([&] {
+        auto &m = modelOf(model);
+        require(stats != nullptr, "stats is null");
+        std::lock_guard<std::mutex> lock(m.mutex());
+        *stats = m.graphStats();
     });
 }
 

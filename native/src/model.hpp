@@ -48,6 +48,8 @@ public:
     // there are several ranks). Valid until the next step.
     const std::vector<const TraceEntry *> &traceEntries() const { return trace_entries_; }
     std::mutex &mutex() { return mutex_; }
+    // Graphs are captured for single-rank models only: the head rank's counts are the model's.
+    const iq3GraphStats &graphStats() const { return ranks_.front()->graphStats(); }
 
 private:
     void ensureLoaded() const;

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <vector>
 
 namespace iq3 {
@@ -23,11 +25,38 @@ Rank::Rank(const iq3Meta &meta, Shard shard, infiniDtype_t dt, infiniopRoPEAlgo_
       weights_(meta_, shard, dt_, rope_algo_, ops_),
       kv_(meta.num_layers, meta.kv_blocks, meta.kv_block_size, kv_heads_, meta.head_dim, dt_),
       // A captured step of several ranks would hold collectives; only single-rank steps are captured for now.
-      graphs_enabled_(meta.cuda_graphs != 0 && device != INFINI_DEVICE_CPU && shard.alone()) {
+      // cuda_graphs 2 attempts captures on the CPU too, where they fail: the eager fallback under test.
+      graphs_enabled_(shard.alone() && (meta.cuda_graphs == 2 || (meta.cuda_graphs == 1 && device != INFINI_DEVICE_CPU))) {
+    graph_stats_.max_live_graphs = kMaxLiveGraphs;
     if (!shard.alone()) {
         trace_.prefix = "rank" + std::to_string(shard.index) + "/";
     }
     buildRopeTables();
+}
+
+namespace {
+
+// INFINI_QWEN3_GRAPH_LOG=1: each capture logs the device's free memory before and after (the platform run sets it).
+bool logGraphMemory() {
+    static const bool enabled = [] {
+        const char *value = std::getenv("INFINI_QWEN3_GRAPH_LOG");
+        return value != nullptr && std::strcmp(value, "0") != 0 && *value != '\0';
+    }();
+    return enabled;
+}
+
+size_t freeDeviceMemory() {
+    size_t free_bytes = 0, total_bytes = 0;
+    return infinirtMemGetInfo(&free_bytes, &total_bytes) == INFINI_STATUS_SUCCESS ? free_bytes : 0;
+}
+
+} // namespace
+
+Rank::~Rank() {
+    try {
+        ops_.activate();
+    } catch (...) { // nothing to report to from a destructor; the frees below then fail and are ignored
+    }
 }
 
 // Same arithmetic as transformers' default RoPE: f32 inverse frequencies, f32 angle = position * inv_freq,
@@ -295,9 +324,10 @@ Tensor Rank::runStep(const StepBatch &batch) {
     if (!graphs_enabled_ || !batch.decodeOnly() || trace_.enabled) {
         return computeStep(batch);
     }
-    auto &entry = graphs_[{batch.rows, block_tables_.shape.at(1)}];
+    auto &entry = graphEntry({batch.rows, block_tables_.shape.at(1)});
     if (entry.graph.valid() && entry.buffers == stepBuffers()) {
         entry.graph.launch(ops_.stream());
+        graph_stats_.replays++;
         return logitsView(batch);
     }
     if (entry.unsupported || entry.eager_runs++ == 0) {
@@ -306,6 +336,7 @@ Tensor Rank::runStep(const StepBatch &batch) {
     Tensor logits;
     std::string why;
     bool captured = false;
+    const size_t free_before = logGraphMemory() ? freeDeviceMemory() : 0;
     try {
         captured = entry.graph.capture(ops_.stream(), [&] { logits = computeStep(batch); }, &why);
     } catch (const Error &e) { // an operation the capture does not allow: the capture ended, the step is redone
@@ -313,12 +344,53 @@ Tensor Rank::runStep(const StepBatch &batch) {
     }
     if (!captured) {
         entry.unsupported = true; // this bucket stays eager; the step itself still runs
+        graph_stats_.failed_captures++;
         std::fprintf(stderr, "infini-qwen3: decode steps of %u rows run eagerly: %s\n", batch.rows, why.c_str());
         return computeStep(batch);
     }
+    graph_stats_.captures++;
     entry.buffers = stepBuffers();
+    evictGraphs();
+    if (logGraphMemory()) {
+        const size_t free_after = freeDeviceMemory();
+        std::fprintf(stderr, "infini-qwen3: captured decode graph rows=%u width=%zu live=%llu: device memory free "
+                             "%.1f -> %.1f MiB\n", batch.rows, block_tables_.shape.at(1),
+                     (unsigned long long)graph_stats_.live_graphs, free_before / 1048576.0, free_after / 1048576.0);
+    }
     entry.graph.launch(ops_.stream());
     return logits;
+}
+
+Rank::CapturedStep &Rank::graphEntry(const GraphKey &key) {
+    auto found = graphs_.find(key);
+    if (found == graphs_.end()) {
+        graph_recency_.push_front(key);
+        found = graphs_.try_emplace(key).first;
+        found->second.recency = graph_recency_.begin();
+    } else {
+        graph_recency_.splice(graph_recency_.begin(), graph_recency_, found->second.recency);
+    }
+    return found->second;
+}
+
+// Destroys the graphs of the least recently used buckets beyond the bound. Their buckets are forgotten too, so a
+// bucket that comes back runs eagerly once and is captured again.
+void Rank::evictGraphs() {
+    size_t live = 0;
+    for (const auto &key : graph_recency_) {
+        live += graphs_.at(key).graph.valid() ? 1 : 0;
+    }
+    while (live > kMaxLiveGraphs) {
+        const GraphKey oldest = graph_recency_.back();
+        graph_recency_.pop_back();
+        auto found = graphs_.find(oldest);
+        if (found->second.graph.valid()) {
+            live--;
+            graph_stats_.evictions++;
+        }
+        graphs_.erase(found);
+    }
+    graph_stats_.live_graphs = live;
 }
 
 std::vector<const void *> Rank::stepBuffers() const {

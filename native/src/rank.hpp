@@ -16,6 +16,7 @@
 #include <infiniccl.h>
 
 #include <cstdint>
+#include <list>
 #include <map>
 #include <utility>
 #include <vector>
@@ -27,6 +28,11 @@ public:
     // comm: this rank's InfiniCCL communicator, nullptr when it is the only rank.
     Rank(const iq3Meta &meta, Shard shard, infiniDtype_t dt, infiniopRoPEAlgo_t rope_algo, infiniDevice_t device,
          int device_id, infinicclComm_t comm);
+    // Makes this rank's device current before its members free device memory: the model may be destroyed on any
+    // thread (infinirt keeps the current device per thread, and the CPU's free is not the device's).
+    ~Rank();
+    Rank(const Rank &) = delete;
+    Rank &operator=(const Rank &) = delete;
 
     Weights &weights() { return weights_; }
     Trace &trace() { return trace_; }
@@ -48,6 +54,7 @@ public:
 
     void copyLogits(const Tensor &logits, float *out); // device logits -> host float32
     void copySampled(uint32_t *out, size_t n);
+    const iq3GraphStats &graphStats() const { return graph_stats_; }
 
 private:
     // Views of this step's scratch, [rows, features] of this rank's heads and MLP columns.
@@ -98,15 +105,24 @@ private:
     DeviceBuffer step_inputs_, sampling_inputs_;
     Tensor token_ids_, positions_, slot_mapping_, block_tables_, seq_lens_, new_lens_;
 
-    // Captured decode steps by (batch bucket, block-table width).
+    // Captured decode steps by (batch bucket, block-table width), at most kMaxLiveGraphs of them: the block-table
+    // width grows with the longest context, so buckets keep appearing over a server's life, and each graph holds
+    // device memory.
+    static constexpr size_t kMaxLiveGraphs = 32;
+    using GraphKey = std::pair<uint32_t, size_t>;
     struct CapturedStep {
         StepGraph graph;
         std::vector<const void *> buffers; // stepBuffers() at capture
         int eager_runs = 0;
         bool unsupported = false;
+        std::list<GraphKey>::iterator recency;
     };
+    CapturedStep &graphEntry(const GraphKey &key); // also marks it most recently used
+    void evictGraphs();                           // down to kMaxLiveGraphs live graphs
     bool graphs_enabled_;
-    std::map<std::pair<uint32_t, size_t>, CapturedStep> graphs_;
+    std::map<GraphKey, CapturedStep> graphs_;
+    std::list<GraphKey> graph_recency_; // most recently used first
+    iq3GraphStats graph_stats_{};
 };
 
 } // namespace iq3
