@@ -79,8 +79,11 @@ def gemm_operands(m: int, n: int, k: int, layout: str, g: torch.Generator):
 # (64, 130, 96) and (37, 45, 70): the AMX kernel copies its direct tiles into tile order (more than two packed
 # blocks); (48, 40, 65): an odd row stride (no 32-bit transposes); (400, 420, 2048): more than one chunk;
 # (48, 48, 128): operands of one size, as attention's Q x K^T over a whole prompt (b is packed).
+# (1, 70, 2049), (8, 9, 37), (5, 64, 31): decode shapes with k tails (patch 0022's dot products); (13, 33, 17):
+# one row and one column past the 12 x 32 register block, odd k (its panels).
 @pytest.mark.parametrize("m, n, k", [(37, 45, 70), (2, 48, 64), (64, 130, 96), (1, 33, 40), (20, 3, 2048),
-                                     (48, 40, 65), (400, 420, 2048), (48, 48, 128)])
+                                     (48, 40, 65), (400, 420, 2048), (48, 48, 128), (1, 70, 2049), (8, 9, 37),
+                                     (5, 64, 31), (13, 33, 17)])
 def test_gemm_bf16_shapes_with_tails(ops, m, n, k, layout):
     """Row and k counts that are not multiples of the 16 x 32 tiles of the CPU's AMX path (patch 0014), with the
     residual (beta = 1); on CPUs without AMX the same shapes check the dot-product loop."""
@@ -90,13 +93,41 @@ def test_gemm_bf16_shapes_with_tails(ops, m, n, k, layout):
     assert rel_err(c, expected) < TOL[torch.bfloat16]
 
 
-@pytest.mark.parametrize("turned_off", [("INFINICORE_CPU_AMX",), ("INFINICORE_CPU_AMX", "INFINICORE_CPU_BF16DOT")])
-def test_gemm_bf16_shapes_on_the_other_cpu_paths(ops, turned_off):
-    """The same shapes in a process with the faster paths turned off: AVX512-BF16 dot-product blocks (patch 0016,
-    where the CPU has them), then the plain loop, so every path this CPU can take is checked here."""
+def cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            return set(next(line for line in cpuinfo if line.startswith("flags")).split(":", 1)[1].split())
+    except (OSError, StopIteration):
+        return set()
+
+
+# The CPU GEMM tiers below AMX (patch 0022) and the /proc/cpuinfo flags each needs.
+CPU_TIERS = {"avx512bf16": {"avx512f", "avx512bw", "avx512vl", "avx512_bf16"}, "avx2": {"avx2", "fma"},
+             "baseline": set()}
+
+
+@pytest.mark.parametrize("tier", sorted(CPU_TIERS))
+def test_gemm_bf16_shapes_on_each_cpu_tier(ops, tier):
+    """The same shapes in a process capped to each tier this CPU supports (INFINICORE_CPU_ISA): the AVX512-BF16
+    and AVX2 kernels (decode dot products and packed panels), then the plain loop."""
     if ops.device != "cpu":
         pytest.skip("these are the CPU backend's paths")
-    env = {**os.environ, **{name: "0" for name in turned_off}}
+    if not CPU_TIERS[tier] <= cpu_flags():
+        pytest.skip(f"this CPU lacks {sorted(CPU_TIERS[tier] - cpu_flags())}")
+    env = {**os.environ, "INFINICORE_CPU_ISA": tier}
+    tests = [f"{Path(__file__).relative_to(REPO)}::{name}" for name in
+             ("test_gemm_bf16_shapes_with_tails", "test_gemm_batched_strided_scaled",
+              "test_gemm_with_transposed_weight_and_residual")]
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:]
+
+
+def test_the_old_switches_still_cap_the_tier(ops):
+    """INFINICORE_CPU_AMX=0 and INFINICORE_CPU_BF16DOT=0 keep working (as caps below amx and below avx512bf16)."""
+    if ops.device != "cpu":
+        pytest.skip("these are the CPU backend's paths")
+    env = {**os.environ, "INFINICORE_CPU_AMX": "0", "INFINICORE_CPU_BF16DOT": "0"}
     test = f"{Path(__file__).relative_to(REPO)}::test_gemm_bf16_shapes_with_tails"
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test], cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=600)
