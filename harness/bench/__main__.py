@@ -149,9 +149,9 @@ def throughput(args) -> dict:
     if batch1:
         weight_bytes = checkpoint_bytes(model_dir) * {"f32": 4, "bf16": 2, "f16": 2}[args.dtype] // \
             max(1, _stored_bytes_per_param(model_dir))
-        bandwidth = measure.copy_bandwidth(args.device)
+        bandwidth = measure.read_bandwidth(args.device)
         floor = weight_bytes / bandwidth
-        result["bandwidth"] = {"weight_bytes": weight_bytes, "copy_bytes_per_s": bandwidth, "floor_s_per_token": floor,
+        result["bandwidth"] = {"weight_bytes": weight_bytes, "read_bytes_per_s": bandwidth, "floor_s_per_token": floor,
                                "ours_s_per_token": 1 / batch1["ours"], "fraction": floor * batch1["ours"]}
     if not args.skip_server:
         from .serving import serve_and_measure

@@ -40,8 +40,9 @@ def markdown(result: dict) -> str:
     bw = result.get("bandwidth")
     if bw:
         lines += ["", f"Batch-1 decode bandwidth floor: {bw['weight_bytes'] / 2**20:,.0f} MiB of weights / "
-                      f"{bw['copy_bytes_per_s'] / 1e9:.1f} GB/s copy bandwidth = {_ms(bw['floor_s_per_token'])} ms per "
-                      f"token; measured {_ms(bw['ours_s_per_token'])} ms, "
+                      f"{bw.get('read_bytes_per_s', bw.get('copy_bytes_per_s', 0)) / 1e9:.1f} GB/s "
+                      f"{'read' if 'read_bytes_per_s' in bw else 'copy'} bandwidth = "
+                      f"{_ms(bw['floor_s_per_token'])} ms per token; measured {_ms(bw['ours_s_per_token'])} ms, "
                       f"{bw['fraction'] * 100:.1f}% of the floor's speed."]
     memory = result.get("memory")
     if memory:
