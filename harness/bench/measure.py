@@ -173,17 +173,12 @@ def read_bandwidth(device: str, nbytes: int = 2 << 30) -> float:
     A copy would move each byte twice (read and write) and understate it."""
     import torch
 
-    if device == "nvidia":
-        src = torch.ones(nbytes // 4, dtype=torch.float32, device="cuda")
+    on_gpu = device == "nvidia"
+    src = torch.ones(nbytes // 4, dtype=torch.float32, device="cuda" if on_gpu else "cpu")
 
-        def run() -> None:  # None: median_time times the call
-            src.sum()
+    def read() -> None:  # None: median_time times the call (after a warm-up run that touches the pages)
+        src.sum()
+        if on_gpu:
             torch.cuda.synchronize()
 
-        return nbytes / median_time(run, 5)
-    src = torch.ones(nbytes // 4, dtype=torch.float32)
-    src.sum()  # pages touched before timing
-    def read() -> None:  # None: median_time times the call
-        src.sum()
-
-    return nbytes / median_time(read, 3)
+    return nbytes / median_time(read, 5 if on_gpu else 3)
