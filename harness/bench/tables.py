@@ -15,16 +15,29 @@ def _ms(value) -> str:
     return "–" if value is None else f"{value * 1000:.1f}"
 
 
+def _peer_rate(result: dict, peer: str, kind: str, row: dict):
+    """A peer engine's tokens/s for a row of ours (harness/bench/llama_cpp.py keys them "batch,tokens")."""
+    if kind not in ("prefill", "decode"):
+        return None
+    return result["peers"][peer].get(kind, {}).get(f"{row['batch']},{row['tokens']}")
+
+
 def markdown(result: dict) -> str:
+    peers = sorted(result.get("peers", {}))
     lines = [f"**{result['config']}** on {result['device_name']} ({result['dtype']}), "
              f"{result['date']}, commit {result['commit'][:10]}", "",
-             "| step | batch × tokens | infini-qwen3 tokens/s | transformers tokens/s | ratio |",
-             "|---|---|---|---|---|"]
+             "| step | batch × tokens | infini-qwen3 tokens/s | transformers tokens/s | ratio |"
+             + "".join(f" {peer} tokens/s | ratio to {peer} |" for peer in peers),
+             "|---|---|---|---|---|" + "---|---|" * len(peers)]
     for kind, label in (("prefill", "prefill"), ("decode", "decode"),
                         ("decode_host_logits", "decode, logprobs + penalty (host path)")):
         for row in result.get(kind, []):
-            lines.append(f"| {label} | {row['batch']} × {row['tokens']} | {_num(row['ours'])} | "
-                         f"{_num(row.get('transformers'))} | {_num(row.get('ratio'), 2)} |")
+            line = (f"| {label} | {row['batch']} × {row['tokens']} | {_num(row['ours'])} | "
+                    f"{_num(row.get('transformers'))} | {_num(row.get('ratio'), 2)} |")
+            for peer in peers:
+                rate = _peer_rate(result, peer, kind, row)
+                line += f" {_num(rate)} | {_num(row['ours'] / rate if rate else None, 2)} |"
+            lines.append(line)
     if result.get("decode_json_schema"):
         lines += ["", "| decode, json_schema (mask + host sampling) | batch × tokens | tokens/s | "
                       "plain decode tokens/s | step time vs plain |", "|---|---|---|---|---|"]
@@ -43,7 +56,9 @@ def markdown(result: dict) -> str:
                       f"{bw.get('read_bytes_per_s', bw.get('copy_bytes_per_s', 0)) / 1e9:.1f} GB/s "
                       f"{'read' if 'read_bytes_per_s' in bw else 'copy'} bandwidth = "
                       f"{_ms(bw['floor_s_per_token'])} ms per token; measured {_ms(bw['ours_s_per_token'])} ms, "
-                      f"{bw['fraction'] * 100:.1f}% of the floor's speed."]
+                      f"{bw['fraction'] * 100:.1f}% of the floor's speed"
+                      + (f" (the median of {len(bw['pairs'])} reads each measured right before a decode run)."
+                         if bw.get("pairs") else ".")]
     memory = result.get("memory")
     if memory:
         parts = [f"{k.replace('_', ' ')}: {v:,.0f} MiB" for k, v in memory.items() if v is not None]
