@@ -11,6 +11,16 @@
 
 namespace iq3 {
 
+size_t Rank::gemmScoresLimit() {
+    const char *value = std::getenv("INFINI_QWEN3_ATTENTION_GEMM_BYTES");
+    if (value == nullptr || *value == '\0') {
+        return size_t(256) << 20;
+    }
+    char *end = nullptr;
+    const unsigned long long bytes = std::strtoull(value, &end, 10);
+    return end != nullptr && *end == '\0' ? size_t(bytes) : size_t(256) << 20;
+}
+
 Rank::Rank(const iq3Meta &meta, Shard shard, infiniDtype_t dt, infiniopRoPEAlgo_t rope_algo, infiniDevice_t device,
            int device_id, infinicclComm_t comm)
     : meta_(meta),
@@ -96,13 +106,20 @@ void Rank::prepare(const StepBatch &batch, const StepInputs &inputs, bool all_po
     attn_out_.grow(rows * heads_ * dh * es);
     gate_up_.grow(rows * 2 * intermediate_ * es);
     act_.grow(rows * intermediate_ * es);
-    size_t longest_prompt = 0; // the longest chunk that attends with GEMMs (no past)
+    size_t longest_chunk = 0, most_scores = 0, longest_context = 0; // of the chunks that attend with GEMMs
     for (uint32_t r = batch.decoding; r < batch.nreq(); r++) {
-        longest_prompt = std::max<size_t>(longest_prompt, batch.pos[r] == 0 ? batch.lens[r] : 0);
+        const size_t len = batch.lens[r], total = batch.pos[r] + len;
+        if (batch.pos[r] == 0 || gemmAttends(len, total)) {
+            longest_chunk = std::max(longest_chunk, len);
+            most_scores = std::max(most_scores, len * total);
+            longest_context = std::max(longest_context, batch.pos[r] == 0 ? 0 : total);
+        }
     }
-    q_heads_.grow(heads_ * longest_prompt * dh * es);
-    scores_.grow(heads_ * longest_prompt * longest_prompt * es);
-    head_out_.grow(heads_ * longest_prompt * dh * es);
+    q_heads_.grow(heads_ * longest_chunk * dh * es);
+    scores_.grow(heads_ * most_scores * es);
+    head_out_.grow(heads_ * longest_chunk * dh * es);
+    context_keys_.grow(longest_context * kv_heads_ * dh * es);
+    context_values_.grow(longest_context * kv_heads_ * dh * es);
     const size_t logit_rows = batch.logitRows(all_positions), logit_bytes = logit_rows * meta_.vocab_size * es;
     last_hidden_.grow(logit_rows * d * es);
     logits_.grow(logit_bytes);
@@ -221,8 +238,9 @@ void Rank::sumOverRanks(const Tensor &x) {
 }
 
 // The new K/V of all requests go into their blocks in one launch. Decoding requests (the leading ones with a
-// single new token) then attend over their blocks in one paged-attention launch; a prompt chunk without a past
-// uses GEMMs over its own K/V; a chunk with a past attends over its blocks with the paged prefill operator.
+// single new token) then attend over their blocks in one paged-attention launch; a prompt chunk attends with GEMMs,
+// over its own K/V without a past, over its context gathered from its blocks with one (a chunk of a long prompt, a
+// resumed request); only a context whose scores would outgrow gemm_scores_limit_ takes the paged prefill operator.
 void Rank::attention(const StepBatch &batch, size_t layer, const Tensor &q, const Tensor &k, const Tensor &v,
                       const Tensor &out) {
     const float scale = 1.0f / std::sqrt(float(meta_.head_dim));
@@ -235,33 +253,50 @@ void Rank::attention(const StepBatch &batch, size_t layer, const Tensor &q, cons
                             block_tables_.slice(0, 0, nd), seq_lens_.slice(0, 0, nd), scale);
     }
     for (uint32_t r = nd; r < batch.nreq(); r++) {
-        if (batch.pos[r] == 0) {
-            contiguousAttention(batch, r, q, k, v, out);
-            continue;
-        }
         const size_t start = batch.starts[r], seq = batch.lens[r];
-        ops_.pagedAttentionPrefill(out_heads.slice(0, start, seq), q.slice(0, start, seq), k_cache, v_cache,
-                                   block_tables_.slice(0, r, 1), seq_lens_.slice(0, r, 1), new_lens_.slice(0, r, 1),
-                                   scale);
+        if (batch.pos[r] == 0) {
+            gemmAttention(batch, r, q, k.slice(0, start, seq), v.slice(0, start, seq), out);
+        } else if (gemmAttends(seq, batch.pos[r] + seq)) {
+            gemmAttention(batch, r, q, gatherContext(batch, r, k_cache, context_keys_),
+                          gatherContext(batch, r, v_cache, context_values_), out);
+        } else {
+            ops_.pagedAttentionPrefill(out_heads.slice(0, start, seq), q.slice(0, start, seq), k_cache, v_cache,
+                                       block_tables_.slice(0, r, 1), seq_lens_.slice(0, r, 1),
+                                       new_lens_.slice(0, r, 1), scale);
+        }
     }
 }
 
+bool Rank::gemmAttends(size_t len, size_t total) const {
+    return heads_ * len * total * dtypeSize(dt_) <= gemm_scores_limit_;
+}
+
+Tensor Rank::gatherContext(const StepBatch &batch, uint32_t r, const Tensor &cache, const DeviceBuffer &into) {
+    const size_t total = batch.pos[r] + batch.lens[r], block_size = cache.shape[2];
+    const auto context = Tensor::contiguous(into.data(), dt_, {total, kv_heads_, meta_.head_dim});
+    for (size_t first = 0, b = 0; first < total; first += block_size, b++) {
+        const size_t n = std::min(block_size, total - first);
+        const auto block = cache.slice(0, batch.blocks[r][b], 1).view({kv_heads_, block_size, meta_.head_dim});
+        ops_.rearrange(context.slice(0, first, n), block.slice(1, 0, n).permute({1, 0, 2}));
+    }
+    return context;
+}
+
 // softmax(Q K^T / sqrt(dh)) V with the causal mask, as strided GEMMs over [kv_head, group * seq, .] (GQA without
-// copying K/V per head), reading K/V where the QKV projection left them.
-void Rank::contiguousAttention(const StepBatch &batch, uint32_t r, const Tensor &q, const Tensor &k,
-                                const Tensor &v, const Tensor &out) {
+// copying K/V per head). With a past, the scores are [seq, past + seq] and the mask lets row i see past + i + 1
+// keys (causal_softmax aligns the last row with the last key).
+void Rank::gemmAttention(const StepBatch &batch, uint32_t r, const Tensor &q, const Tensor &keys,
+                         const Tensor &values, const Tensor &out) {
     const size_t nh = heads_, nkvh = kv_heads_, dh = meta_.head_dim;
-    const size_t ngroup = nh / nkvh, start = batch.starts[r], seq = batch.lens[r];
+    const size_t ngroup = nh / nkvh, start = batch.starts[r], seq = batch.lens[r], total = keys.shape[0];
     const float scale = 1.0f / std::sqrt(float(dh));
-    const auto keys = k.slice(0, start, seq);   // [seq, nkvh, dh]
-    const auto values = v.slice(0, start, seq); // [seq, nkvh, dh]
 
     const auto q_heads = Tensor::contiguous(q_heads_.data(), dt_, {nkvh, ngroup, seq, dh});
     ops_.rearrange(q_heads, q.slice(0, start, seq).split(1, {nkvh, ngroup}).permute({1, 2, 0, 3}));
 
-    const auto scores = Tensor::contiguous(scores_.data(), dt_, {nkvh, ngroup * seq, seq});
+    const auto scores = Tensor::contiguous(scores_.data(), dt_, {nkvh, ngroup * seq, total});
     ops_.gemm(scores, q_heads.view({nkvh, ngroup * seq, dh}), keys.permute({1, 2, 0}), scale, 0.0f);
-    const auto probs = scores.view({nh, seq, seq});
+    const auto probs = scores.view({nh, seq, total});
     ops_.causalSoftmax(probs, probs);
 
     const auto head_out = Tensor::contiguous(head_out_.data(), dt_, {nkvh, ngroup * seq, dh});

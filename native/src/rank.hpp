@@ -74,9 +74,17 @@ private:
     void sumOverRanks(const Tensor &x); // in place, all-reduce over the ranks; nothing when alone
     void attention(const StepBatch &batch, size_t layer, const Tensor &q, const Tensor &k, const Tensor &v,
                    const Tensor &out);
-    // Prompt chunk without a past: attention over its own K/V with GEMMs (compute-bound on accelerators).
-    void contiguousAttention(const StepBatch &batch, uint32_t r, const Tensor &q, const Tensor &k, const Tensor &v,
-                             const Tensor &out);
+    // A prompt chunk's attention with GEMMs (compute-bound): over `keys`/`values` [past + new, kv_heads, head_dim],
+    // the chunk's own K/V where the QKV projection left them when it has no past, else its whole context gathered
+    // from its blocks (gatherContext).
+    void gemmAttention(const StepBatch &batch, uint32_t r, const Tensor &q, const Tensor &keys, const Tensor &values,
+                       const Tensor &out);
+    // Request r's cached K or V of every position so far (this step's included) copied block by block into `into`:
+    // [past + new, kv_heads, head_dim].
+    Tensor gatherContext(const StepBatch &batch, uint32_t r, const Tensor &cache, const DeviceBuffer &into);
+    // Whether a chunk of `len` new tokens over `total` positions attends with GEMMs: its scores fit the bound.
+    bool gemmAttends(size_t len, size_t total) const;
+    static size_t gemmScoresLimit();
     // Final norm + lm_head over the chosen token rows; returns logits [rows, vocab] on the device.
     Tensor logitsFor(const StepBatch &batch, bool all_positions);
     Tensor computeStep(const StepBatch &batch);
@@ -99,6 +107,7 @@ private:
     // Scratch for one step, grown on demand and reused.
     DeviceBuffer hidden_, normed_, qkv_, attn_out_, gate_up_, act_;
     DeviceBuffer q_heads_, scores_, head_out_, last_hidden_, logits_, sampled_;
+    DeviceBuffer context_keys_, context_values_; // a chunk's gathered past + new K/V (gatherContext)
     DeviceBuffer zeros_; // zero_bytes_ of zeros: where a rank's logits start when the ranks split the vocabulary
     size_t zero_bytes_ = 0;
     // This step's inputs on the device (I64, one upload) and, on the head, the sampling parameters (4-byte words).
@@ -109,6 +118,10 @@ private:
     // width grows with the longest context, so buckets keep appearing over a server's life, and each graph holds
     // device memory.
     static constexpr size_t kMaxLiveGraphs = 32;
+    // The largest attention scores a prompt chunk with a past computes with GEMMs (a 512-token chunk of 16 heads in
+    // bf16 reaches the default 256 MiB at a 16K context); beyond it, the paged prefill operator, which needs no
+    // scratch. INFINI_QWEN3_ATTENTION_GEMM_BYTES, read when the model is made, sets another bound (0: never).
+    size_t gemm_scores_limit_ = gemmScoresLimit();
     using GraphKey = std::pair<uint32_t, size_t>;
     struct CapturedStep {
         StepGraph graph;
