@@ -459,3 +459,35 @@ def test_silu_and_mul_of_a_fused_gate_up_row(ops, dtype):
     ops.silu_and_mul(out, fused)
     gate, up = fused.double()[:, :40], fused.double()[:, 40:]
     assert rel_err(out, torch.nn.functional.silu(gate) * up) < TOL[dtype]
+
+
+GEMM_BITS_SCRIPT = """
+import hashlib, torch
+from harness.parity.infiniop import Infiniop
+from harness.parity.test_infiniop_ops import gemm_operands
+ops, digest = Infiniop("cpu"), hashlib.sha256()
+for m, n, k, layout in [(1, 70, 2048, "linear"), (8, 50, 2048, "linear"), (5, 33, 6144, "linear"),
+                         (40, 96, 2048, "linear"), (40, 96, 130, "pv"), (13, 64, 96, "c_columns")]:
+    c, a, b = gemm_operands(m, n, k, layout, torch.Generator().manual_seed(m + n + k))
+    ops.gemm(c, a, b, alpha=1.0, beta=1.0)
+    digest.update(c.contiguous().view(torch.int16).numpy().tobytes())
+print(digest.hexdigest())
+"""
+
+
+@pytest.mark.parametrize("tier", sorted(CPU_TIERS))
+def test_bf16_gemm_results_do_not_depend_on_the_thread_count(ops, tier):
+    """The bits of every result are the same with 1, 2 and 3 threads on each tier (decode dot products, chunked
+    and not; packed panels of each layout): threads split whole rows or blocks, never a sum."""
+    if ops.device != "cpu":
+        pytest.skip("these are the CPU backend's paths")
+    if not CPU_TIERS[tier] <= cpu_flags():
+        pytest.skip(f"this CPU lacks {sorted(CPU_TIERS[tier] - cpu_flags())}")
+    digests = set()
+    for threads in (1, 2, 3):
+        env = {**os.environ, "INFINICORE_CPU_ISA": tier, "OMP_NUM_THREADS": str(threads)}
+        run = subprocess.run([sys.executable, "-c", GEMM_BITS_SCRIPT], cwd=REPO, env=env, capture_output=True,
+                             text=True, timeout=600)
+        assert run.returncode == 0, run.stderr[-3000:]
+        digests.add(run.stdout.strip())
+    assert len(digests) == 1
