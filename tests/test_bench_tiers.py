@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from harness.bench import llama_cpp, tables, tiers
+from harness.bench import __main__ as bench
+from harness.bench import llama_cpp, measure, tables, tiers
 
 ZEN4 = {"avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_bf16"}
 SAPPHIRE_RAPIDS = ZEN4 | {"amx_bf16", "amx_tile"}
@@ -90,3 +91,13 @@ def test_a_peer_gets_its_columns_beside_transformers():
     assert "| llama.cpp tokens/s | ratio to llama.cpp |" in table
     assert "| prefill | 1 × 128 | 120 | 100 | 1.20 | 100 | 1.20 |" in table
     assert "| decode | 8 × 16 | 42.0 | 26.0 | 1.62 | 35.0 | 1.20 |" in table
+
+
+def test_batch1_decode_of_both_engines_is_the_median_of_their_alternating_runs():
+    result = {"decode": [{"batch": 1, "tokens": 16, "ours": 7.0, "transformers": 4.0, "ratio": 1.75}],
+              "peers": {"llama.cpp": {"decode": {"1,16": 9.0}}}}
+    runs = [(33e9, 9.0, 8.5), (58e9, 12.0, 11.0), (34e9, 10.0, 12.0)]
+    bench.alternate_batch1(result, runs, measure.Shape(1, 16))
+    assert result["decode"][0]["ours"] == 10.0 and result["decode"][0]["ratio"] == 2.5
+    assert result["peers"]["llama.cpp"]["decode"]["1,16"] == 11.0
+    assert len(result["decode_batch1_alternating"]) == 3

@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -88,10 +89,11 @@ def device_used_mib(device: str) -> float | None:
 CONSTRAINED_BATCHES = (1, 8)  # structured outputs are measured where they are used: few requests at a time
 
 
-def run_ours(args, model_dir: Path, prefill, decode) -> tuple[dict, dict, dict, dict, float | None, dict, list]:
+def run_ours(args, model_dir: Path, prefill, decode, peer_decode=None) -> tuple[dict, dict, dict, dict, float | None,
+                                                                             dict, list]:
     """Prefill, decode, host-sampling decode and constrained decode rates, the device memory used, the
     model's graph counts (how many decode steps replayed a captured graph) and (read bytes/s, batch-1 decode
-    tokens/s) pairs measured back to back."""
+    tokens/s, the peer's batch-1 decode tokens/s or None) measured back to back."""
     slots = max([s.batch for s in prefill + decode])
     context = max([s.tokens for s in prefill] + [16 + s.tokens for s in decode])
     context = -(-context // KV_BLOCK_SIZE) * KV_BLOCK_SIZE  # whole blocks: each sequence owns its own (slot_blocks)
@@ -105,12 +107,17 @@ def run_ours(args, model_dir: Path, prefill, decode) -> tuple[dict, dict, dict, 
         schema = {(s.batch, s.tokens): measure.ours_decode(model, s, args.repeats, path="json_schema")
                   for s in decode if s.batch in CONSTRAINED_BATCHES}
         # A shared machine's memory bandwidth moves with its neighbours (runs minutes apart differ by 1.5x): each
-        # batch-1 decode run is paired with a streaming read measured right before it.
-        floor_pairs = [(measure.read_bandwidth(args.device), measure.ours_decode(model, s, 1))
-                       for s in decode if s.batch == 1 for _ in range(3)]
+        # batch-1 decode run is paired with a streaming read measured right before it and, with a peer, followed by
+        # the peer's own batch-1 decode, so that both engines are compared on the same memory.
+        floor_runs = []
+        for shape in (s for s in decode if s.batch == 1):
+            for _ in range(3):
+                read = measure.read_bandwidth(args.device)
+                ours = measure.ours_decode(model, shape, 1)
+                floor_runs.append((read, ours, peer_decode(shape) if peer_decode else None))
         used = device_used_mib(args.device)
         graphs = model.graph_stats()
-    return pre, dec, host, schema, used, graphs, floor_pairs
+    return pre, dec, host, schema, used, graphs, floor_runs
 
 
 def run_transformers(args, model_dir: Path, prefill, decode) -> tuple[dict, dict, float | None]:
@@ -140,8 +147,18 @@ def throughput(args) -> dict:
     result = run_info(args, model_dir)
     print(f"[bench] {result['config']} on {result['device_name']} ({args.dtype})", flush=True)
 
-    ours_pre, ours_dec, ours_host, ours_schema, ours_device, graphs, floor_pairs = run_ours(args, model_dir, prefill,
-                                                                                           decode)
+    peer_decode = None
+    if "llama.cpp" in args.peer:  # its batch-1 decode alternates with ours (harness/bench/llama_cpp.py)
+        import torch
+
+        from . import llama_cpp
+
+        gguf = llama_cpp.prepare(model_dir, args.dtype)
+        threads = torch.get_num_threads()
+        peer_decode = lambda shape: llama_cpp.decode_batch1(gguf, threads, shape.tokens)  # noqa: E731
+    ours_pre, ours_dec, ours_host, ours_schema, ours_device, graphs, floor_runs = run_ours(args, model_dir, prefill,
+                                                                                          decode, peer_decode)
+    floor_pairs = [(read, ours) for read, ours, _ in floor_runs]
     memory = {"host_peak_after_ours": peak_host_mib(), "device_used_by_ours": ours_device}
     result["cuda_graphs"] = graphs
     print(f"[bench] decode graphs: {graphs}", flush=True)
@@ -175,6 +192,8 @@ def throughput(args) -> dict:
 
         result.setdefault("peers", {})[peer] = llama_cpp.measure(model_dir, args.dtype, torch.get_num_threads(),
                                                                   prefill, decode)
+    if floor_runs and floor_runs[0][2] is not None:
+        alternate_batch1(result, floor_runs, next(s for s in decode if s.batch == 1))
     if not args.skip_server:
         from .serving import serve_and_measure
 
@@ -182,6 +201,17 @@ def throughput(args) -> dict:
         result["serving"] = serve_and_measure(model_dir, args.device, args.dtype, streams, args.stream_tokens, work,
                                                args.cuda_graphs, args.ndev)
     return result
+
+
+def alternate_batch1(result: dict, runs: list, shape) -> None:
+    """Batch-1 decode of both engines as the medians of their alternating runs (ours, then llama.cpp's, three
+    times): the table's batch-1 row and the peer's column are these, not runs minutes apart."""
+    ours, theirs = statistics.median(r[1] for r in runs), statistics.median(r[2] for r in runs)
+    result["decode_batch1_alternating"] = [{"read_bytes_per_s": read, "ours": o, "llama.cpp": p} for read, o, p in runs]
+    row = next(r for r in result["decode"] if r["batch"] == shape.batch and r["tokens"] == shape.tokens)
+    row["ours"] = ours
+    row["ratio"] = ours / row["transformers"] if row.get("transformers") else None
+    result["peers"]["llama.cpp"]["decode"][f"{shape.batch},{shape.tokens}"] = theirs
 
 
 def _stored_bytes_per_param(model_dir: Path) -> int:

@@ -109,10 +109,22 @@ def batched_decode(gguf: Path, threads: int, batches: list[int], prompt: int, ne
     return parse_batched(result.stdout + "\n" + result.stderr)
 
 
+def prepare(model_dir: Path, dtype: str) -> Path:
+    """Built and converted (both cached): the GGUF of the checkpoint."""
+    build()
+    return convert(model_dir, dtype)
+
+
+def decode_batch1(gguf: Path, threads: int, new_tokens: int) -> float:
+    """One llama-bench run of batch-1 decode (tokens/s), to alternate with our own runs."""
+    result = _run([BINARIES / "llama-bench", "-m", gguf, "-t", threads, "-p", 0, "-n", new_tokens, "-r", 1,
+                   "-o", "json"], capture_output=True, text=True)
+    return parse_bench(result.stdout)["decode_batch1"]
+
+
 def measure(model_dir: Path, dtype: str, threads: int, prefill_shapes, decode_shapes) -> dict:
     """llama.cpp's rates for the bench's batch-1 prefill shapes and its decode batches, in one call."""
-    build()
-    gguf = convert(model_dir, dtype)
+    gguf = prepare(model_dir, dtype)
     prefill_tokens = sorted({s.tokens for s in prefill_shapes if s.batch == 1})
     decode_tokens = max(s.tokens for s in decode_shapes)
     single = bench(gguf, threads, prefill_tokens or [128], decode_tokens)

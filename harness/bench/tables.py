@@ -50,6 +50,12 @@ def markdown(result: dict) -> str:
         for row in result["serving"]:
             lines.append(f"| {row['streams']} | {_ms(row['ttft_p50'])} / {_ms(row['ttft_p95'])} | "
                          f"{_ms(row['itl_p50'])} / {_ms(row['itl_p95'])} | {_num(row['output_tokens_per_s'])} |")
+    alternating = result.get("decode_batch1_alternating")
+    if alternating:
+        lines += ["", "Batch-1 decode of infini-qwen3 and llama.cpp above: the medians of runs alternating between "
+                      "them (each pair after a streaming read): "
+                  + "; ".join(f"{run['ours']:.1f} / {run['llama.cpp']:.1f} tokens/s at "
+                              f"{run['read_bytes_per_s'] / 1e9:.1f} GB/s" for run in alternating) + "."]
     bw = result.get("bandwidth")
     if bw:
         lines += ["", f"Batch-1 decode bandwidth floor: {bw['weight_bytes'] / 2**20:,.0f} MiB of weights / "
