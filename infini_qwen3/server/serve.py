@@ -102,7 +102,7 @@ def make_loader(args):
         engine = Engine(model, max_batch=args.max_batch, max_queue=args.max_queue)
         engine.start()
         name = args.served_model_name or (DEMO_NAME if demo else args.model)
-        info = ServiceInfo(served_name=name, model_dir=str(model_dir), demo=demo,
+        info = ServiceInfo(served_name=name, demo=demo,
                            reasoning_parser=None if args.reasoning_parser == "none" else args.reasoning_parser,
                            enable_thinking=args.enable_thinking == "true")
         return Service(model, engine, info)

@@ -21,7 +21,6 @@ from .protocol import ChatRequest, CompletionRequest, GenerationParams
 @dataclass
 class ServiceInfo:
     served_name: str
-    model_dir: str
     demo: bool = False  # the embedded demo checkpoint (random weights) is being served
     reasoning_parser: str | None = "qwen3"  # None: <think> blocks stay in content
     enable_thinking: bool = True  # the default of chat_template_kwargs.enable_thinking

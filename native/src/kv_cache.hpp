@@ -15,8 +15,6 @@ public:
 
     Tensor keys(size_t layer) const;
     Tensor values(size_t layer) const;
-    size_t blocks() const { return blocks_; }
-    size_t blockSize() const { return block_size_; }
 
 private:
     Tensor pool(const DeviceBuffer &buffer) const;
