@@ -1,7 +1,7 @@
 """Connections that never finish a request: uvicorn's HTTP/1.1 protocol closes an idle keep-alive connection only
 after a response, so a client that connects and sends nothing (or half a request line) holds its socket forever.
 Here a request head must be complete within head_timeout seconds of the connection (or of the previous response);
-the body's pace is the application's concern (app.read_body). Also: repeated accept() errors (out of file
+the body's pace is the application's concern (plumbing.read_body). Also: repeated accept() errors (out of file
 descriptors) are logged once per interval, not once per attempt."""
 
 from __future__ import annotations

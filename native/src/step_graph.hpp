@@ -1,6 +1,6 @@
 // A decode step captured once and replayed with one launch (CUDA graphs, through InfiniCore patch 0012). A graph
 // replays the launches it recorded with the arguments they had, so it is valid only while the buffers it
-// recorded keep their addresses; the model keys graphs by batch bucket and checks the addresses before a replay.
+// recorded keep their addresses; each rank keys its graphs by batch bucket and checks the addresses before a replay.
 #pragma once
 
 #include <infinirt.h>
