@@ -67,6 +67,10 @@ def convert(model_dir: Path, dtype: str) -> Path:
     if out.exists() and out.stat().st_mtime >= (model_dir / "config.json").stat().st_mtime:
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
+    try:  # the converter tries a sentencepiece vocabulary before Qwen's BPE one and fails without the module
+        import sentencepiece  # noqa: F401
+    except ImportError:
+        raise SystemExit("llama.cpp's convert_hf_to_gguf.py needs sentencepiece: pip install -e '.[bench]'") from None
     _run([sys.executable, fetch_source() / "convert_hf_to_gguf.py", model_dir, "--outtype", GGUF_TYPES[dtype],
           "--outfile", out])
     return out
