@@ -12,13 +12,14 @@
 namespace iq3 {
 
 size_t Rank::gemmScoresLimit() {
+    constexpr size_t kDefault = size_t(256) << 20;
     const char *value = std::getenv("INFINI_QWEN3_ATTENTION_GEMM_BYTES");
     if (value == nullptr || *value == '\0') {
-        return size_t(256) << 20;
+        return kDefault;
     }
     char *end = nullptr;
     const unsigned long long bytes = std::strtoull(value, &end, 10);
-    return end != nullptr && *end == '\0' ? size_t(bytes) : size_t(256) << 20;
+    return *end == '\0' ? size_t(bytes) : kDefault;
 }
 
 Rank::Rank(const iq3Meta &meta, Shard shard, infiniDtype_t dt, infiniopRoPEAlgo_t rope_algo, infiniDevice_t device,
@@ -109,7 +110,7 @@ void Rank::prepare(const StepBatch &batch, const StepInputs &inputs, bool all_po
     size_t longest_chunk = 0, most_scores = 0, longest_context = 0; // of the chunks that attend with GEMMs
     for (uint32_t r = batch.decoding; r < batch.nreq(); r++) {
         const size_t len = batch.lens[r], total = batch.pos[r] + len;
-        if (batch.pos[r] == 0 || gemmAttends(len, total)) {
+        if (gemmAttends(batch, r)) {
             longest_chunk = std::max(longest_chunk, len);
             most_scores = std::max(most_scores, len * total);
             longest_context = std::max(longest_context, batch.pos[r] == 0 ? 0 : total);
@@ -256,7 +257,7 @@ void Rank::attention(const StepBatch &batch, size_t layer, const Tensor &q, cons
         const size_t start = batch.starts[r], seq = batch.lens[r];
         if (batch.pos[r] == 0) {
             gemmAttention(batch, r, q, k.slice(0, start, seq), v.slice(0, start, seq), out);
-        } else if (gemmAttends(seq, batch.pos[r] + seq)) {
+        } else if (gemmAttends(batch, r)) {
             gemmAttention(batch, r, q, gatherContext(batch, r, k_cache, context_keys_),
                           gatherContext(batch, r, v_cache, context_values_), out);
         } else {
@@ -267,8 +268,9 @@ void Rank::attention(const StepBatch &batch, size_t layer, const Tensor &q, cons
     }
 }
 
-bool Rank::gemmAttends(size_t len, size_t total) const {
-    return heads_ * len * total * dtypeSize(dt_) <= gemm_scores_limit_;
+bool Rank::gemmAttends(const StepBatch &batch, uint32_t r) const {
+    const size_t len = batch.lens[r], total = batch.pos[r] + len;
+    return batch.pos[r] == 0 || heads_ * len * total * dtypeSize(dt_) <= gemm_scores_limit_;
 }
 
 Tensor Rank::gatherContext(const StepBatch &batch, uint32_t r, const Tensor &cache, const DeviceBuffer &into) {

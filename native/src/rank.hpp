@@ -82,8 +82,9 @@ private:
     // Request r's cached K or V of every position so far (this step's included) copied block by block into `into`:
     // [past + new, kv_heads, head_dim].
     Tensor gatherContext(const StepBatch &batch, uint32_t r, const Tensor &cache, const DeviceBuffer &into);
-    // Whether a chunk of `len` new tokens over `total` positions attends with GEMMs: its scores fit the bound.
-    bool gemmAttends(size_t len, size_t total) const;
+    // Whether request r's prompt chunk attends with GEMMs: it has no past, or its scores fit gemm_scores_limit_.
+    // prepare() sizes the scratch and attention() picks the path by it.
+    bool gemmAttends(const StepBatch &batch, uint32_t r) const;
     static size_t gemmScoresLimit();
     // Final norm + lm_head over the chosen token rows; returns logits [rows, vocab] on the device.
     Tensor logitsFor(const StepBatch &batch, bool all_positions);
