@@ -148,13 +148,13 @@ def throughput(args) -> dict:
     print(f"[bench] {result['config']} on {result['device_name']} ({args.dtype})", flush=True)
 
     peer_decode = None
-    if "llama.cpp" in args.peer:  # its batch-1 decode alternates with ours (harness/bench/llama_cpp.py)
+    if args.peer:  # llama.cpp (harness/bench/llama_cpp.py): same checkpoint, dtype and threads
         import torch
 
         from . import llama_cpp
 
-        gguf = llama_cpp.prepare(model_dir, args.dtype)
-        threads = torch.get_num_threads()
+        gguf, threads = llama_cpp.prepare(model_dir, args.dtype), torch.get_num_threads()
+        # its batch-1 decode alternates with ours
         peer_decode = lambda shape: llama_cpp.decode_batch1(gguf, threads, shape.tokens)  # noqa: E731
     ours_pre, ours_dec, ours_host, ours_schema, ours_device, graphs, floor_runs = run_ours(args, model_dir, prefill,
                                                                                           decode, peer_decode)
@@ -185,14 +185,10 @@ def throughput(args) -> dict:
                                "pairs": [{"read_bytes_per_s": b, "decode_tokens_per_s": r} for b, r in floor_pairs]}
     if args.device == "cpu":
         result["cpu_isa"] = tiers.describe()
-    for peer in args.peer:  # llama.cpp (harness/bench/llama_cpp.py), same checkpoint, dtype and threads
-        import torch
-
-        from . import llama_cpp
-
-        result.setdefault("peers", {})[peer] = llama_cpp.measure(model_dir, args.dtype, torch.get_num_threads(),
-                                                                  prefill, decode)
-    if floor_runs and floor_runs[0][2] is not None:
+    if args.peer:
+        result["peers"] = {"llama.cpp": llama_cpp.measure(model_dir, args.dtype, threads, prefill, decode,
+                                                          batch1=not floor_runs)}
+    if args.peer and floor_runs:
         alternate_batch1(result, floor_runs, next(s for s in decode if s.batch == 1))
     if not args.skip_server:
         from .serving import serve_and_measure

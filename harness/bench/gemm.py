@@ -8,7 +8,6 @@ descriptor and workspace are made once, so only the operator is timed."""
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import subprocess
@@ -66,34 +65,6 @@ def operands(shape: GemmShape):
     return a, b, c
 
 
-class TimedGemm:
-    """One infiniop GEMM descriptor and workspace for fixed operands, run many times."""
-
-    def __init__(self, ops, c, a, b):
-        import torch
-
-        self.ops, self.lib = ops, ops.lib
-        self.tensors = (c, a, b)
-        self.descs = [ops._desc(t) for t in self.tensors]
-        self.desc = ctypes.c_void_p()
-        ops._check(self.lib.infiniopCreateGemmDescriptor(ops.handle, ctypes.byref(self.desc), *self.descs),
-                   "create Gemm")
-        size = ctypes.c_size_t()
-        ops._check(self.lib.infiniopGetGemmWorkspaceSize(self.desc, ctypes.byref(size)), "Gemm workspace")
-        self.workspace = torch.empty(max(size.value, 1), dtype=torch.uint8)
-        self.args = (ctypes.c_void_p(self.workspace.data_ptr()), ctypes.c_size_t(size.value),
-                     *[ctypes.c_void_p(t.data_ptr()) for t in self.tensors], ctypes.c_float(1.0), ctypes.c_float(0.0),
-                     None)
-
-    def __call__(self) -> None:
-        self.ops._check(self.lib.infiniopGemm(self.desc, *self.args), "run Gemm")
-
-    def close(self) -> None:
-        self.lib.infiniopDestroyGemmDescriptor(self.desc)
-        for d in self.descs:
-            self.lib.infiniopDestroyTensorDescriptor(d)
-
-
 def best_seconds(run, repeats: int) -> float:
     best = float("inf")
     for _ in range(repeats):
@@ -113,7 +84,7 @@ def measure_tier(shapes: list[GemmShape], repeats: int) -> dict:
     rows = []
     for shape in shapes:
         a, b, c = operands(shape)
-        ours = TimedGemm(ops, c, a, b)
+        ours = ops.prepared_gemm(c, a, b)
         expected = torch.matmul(a.float(), b.float())
         try:
             ours()  # warm-up (pages, descriptor caches)

@@ -126,12 +126,13 @@ def decode_batch1(gguf: Path, threads: int, new_tokens: int) -> float:
     return parse_bench(result.stdout)["decode_batch1"]
 
 
-def measure(model_dir: Path, dtype: str, threads: int, prefill_shapes, decode_shapes) -> dict:
-    """llama.cpp's rates for the bench's batch-1 prefill shapes and its decode batches, in one call."""
+def measure(model_dir: Path, dtype: str, threads: int, prefill_shapes, decode_shapes, batch1: bool = True) -> dict:
+    """llama.cpp's rates for the bench's batch-1 prefill shapes and its decode batches, in one call; batch1=False
+    leaves batch-1 decode out (the bench measured it alternating with ours)."""
     gguf = prepare(model_dir, dtype)
     prefill_tokens = sorted({s.tokens for s in prefill_shapes if s.batch == 1})
     decode_tokens = max(s.tokens for s in decode_shapes)
-    single = bench(gguf, threads, prefill_tokens or [128], decode_tokens)
+    single = bench(gguf, threads, prefill_tokens or [128], decode_tokens if batch1 else 0)
     batches = sorted({s.batch for s in decode_shapes})
     batched = batched_decode(gguf, threads, batches, 128, decode_tokens) if batches else {}
     prefill = {f"1,{t}": single["prefill"].get(t) for t in prefill_tokens}  # "batch,tokens": JSON keys

@@ -17,7 +17,8 @@ CHILD = "INFINI_QWEN3_BENCH_TIER"  # set in the per-tier processes
 TIERS = ("amx", "avx512bf16", "avx2", "baseline")  # best first, as InfiniCore's INFINICORE_CPU_ISA names them
 ONEDNN_ISA = {"amx": "AVX512_CORE_AMX", "avx512bf16": "AVX512_CORE_BF16", "avx2": "AVX2", "baseline": "SSE41"}
 ATEN_CAPABILITY = {"avx2": "avx2", "baseline": "default"}  # above avx2 torch picks AVX-512 itself where it can
-CPU_TIER_FLAGS = {"amx": {"amx_bf16", "amx_tile"}, "avx512bf16": {"avx512_bf16", "avx512bw", "avx512vl"},
+# The /proc/cpuinfo flags each tier needs (gemm_cpu_isa.cc checks the same through cpuid).
+CPU_TIER_FLAGS = {"amx": {"amx_bf16", "amx_tile"}, "avx512bf16": {"avx512f", "avx512bw", "avx512vl", "avx512_bf16"},
                   "avx2": {"avx2", "fma"}, "baseline": set()}
 
 

@@ -105,6 +105,11 @@ class Infiniop:
             for d in descs:
                 self.lib.infiniopDestroyTensorDescriptor(d)
 
+    def prepared_gemm(self, c, a, b) -> "PreparedGemm":
+        """A GEMM descriptor and workspace for these CPU tensors, kept for repeated runs (benchmarks time only
+        the operator); close() destroys them."""
+        return PreparedGemm(self, c, a, b)
+
     def gemm(self, c, a, b, alpha=1.0, beta=0.0):
         # infiniopGemm(desc, ws, ws_size, c, a, b, alpha, beta, stream)
         self._run("Gemm", [c, a, b], (), (ctypes.c_float(alpha), ctypes.c_float(beta)))
@@ -162,3 +167,27 @@ class Infiniop:
 
     def silu_and_mul(self, out, fused):  # patch 0013
         self._run("SiluAndMul", [out, fused], (), ())
+
+
+class PreparedGemm:
+    """c = a . b with one descriptor and workspace, run as often as called (see Infiniop.prepared_gemm)."""
+
+    def __init__(self, ops: Infiniop, c: torch.Tensor, a: torch.Tensor, b: torch.Tensor):
+        self.ops, lib = ops, ops.lib
+        self.descs = [ops._desc(t) for t in (c, a, b)]
+        self.desc = ctypes.c_void_p()
+        ops._check(lib.infiniopCreateGemmDescriptor(ops.handle, ctypes.byref(self.desc), *self.descs), "create Gemm")
+        size = ctypes.c_size_t()
+        ops._check(lib.infiniopGetGemmWorkspaceSize(self.desc, ctypes.byref(size)), "Gemm workspace")
+        self.workspace = torch.empty(max(size.value, 1), dtype=torch.uint8)
+        self.args = (ctypes.c_void_p(self.workspace.data_ptr()), ctypes.c_size_t(size.value),
+                     *[ctypes.c_void_p(t.data_ptr()) for t in (c, a, b)], ctypes.c_float(1.0), ctypes.c_float(0.0),
+                     None)
+
+    def __call__(self) -> None:
+        self.ops._check(self.ops.lib.infiniopGemm(self.desc, *self.args), "run Gemm")
+
+    def close(self) -> None:
+        self.ops.lib.infiniopDestroyGemmDescriptor(self.desc)
+        for d in self.descs:
+            self.ops.lib.infiniopDestroyTensorDescriptor(d)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from harness.bench.tiers import CPU_TIER_FLAGS, cpu_flags
 from harness.results import REPO
 
 from .infiniop import ROPE_GPT_J, ROPE_GPT_NEOX, Infiniop
@@ -54,14 +55,6 @@ def test_gemm_batched_strided_scaled(ops, dtype):
     expected = 0.125 * (a.double() @ b.double())
     assert not torch.isnan(c).any()
     assert rel_err(c, expected) < TOL[dtype]
-
-
-def cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            return set(next(line for line in cpuinfo if line.startswith("flags")).split(":", 1)[1].split())
-    except (OSError, StopIteration):
-        return set()
 
 
 def cpu_has_amx_bf16() -> bool:
@@ -108,8 +101,7 @@ def run_in_process_with(environment: dict[str, str], *tests: str) -> None:
 
 
 # The CPU GEMM tiers below AMX (patch 0022) and the /proc/cpuinfo flags each needs.
-CPU_TIERS = {"avx512bf16": {"avx512f", "avx512bw", "avx512vl", "avx512_bf16"}, "avx2": {"avx2", "fma"},
-             "baseline": set()}
+CPU_TIERS = {tier: CPU_TIER_FLAGS[tier] for tier in ("avx512bf16", "avx2", "baseline")}
 
 
 @pytest.mark.parametrize("tier", sorted(CPU_TIERS))
