@@ -22,14 +22,21 @@ def add_generate_parser(subparsers) -> None:
     p.add_argument("--top-k", type=int, help="0 is no limit (default: generation_config.json)")
     p.add_argument("--top-p", type=float, help="(default: generation_config.json)")
     p.add_argument("--seed", type=int)
+    p.add_argument("--stop", action="append", default=[], help="a stop string (repeatable); it is not printed")
+    p.add_argument("--presence-penalty", type=float, default=0.0)
+    p.add_argument("--frequency-penalty", type=float, default=0.0)
+    p.add_argument("--repetition-penalty", type=float, default=1.0)
     add_device_arguments(p)
     p.add_argument("--dtype", default="bf16", choices=sorted(DTYPES))
     p.set_defaults(run=run_generate)
 
 
 def run_generate(args) -> int:
-    from .detokenizer import IncrementalDetokenizer
-    from .generation import generate
+    """One request through the same scheduler and output processor as the server's (stop strings, penalties)."""
+    from .generation import run
+    from .logits import LogitsOptions
+    from .output import ChoiceOutput
+    from .scheduler import Request, Scheduler
 
     with Qwen3Model(args.model, **model_device_kwargs(args), dtype=args.dtype,
                     progress=sys.stderr.isatty()) as model:
@@ -53,12 +60,19 @@ def run_generate(args) -> int:
             print(f"error: the prompt has {len(prompt_ids)} tokens; the context holds {model.max_model_len}",
                   file=sys.stderr)
             return 2
-        detokenizer = IncrementalDetokenizer(tokenizer)
-        for _, token in generate(model, [prompt_ids], max_new_tokens=min(args.max_tokens, room), sampling=sampling,
-                                 seed=args.seed):
-            sys.stdout.write(detokenizer.push(token))
-            sys.stdout.flush()
-        sys.stdout.write(detokenizer.flush() + "\n")
+        output = ChoiceOutput(tokenizer, stop_token_ids=frozenset(model.defaults.eos_token_ids), stop=args.stop)
+        logits = LogitsOptions(presence_penalty=args.presence_penalty, frequency_penalty=args.frequency_penalty,
+                               repetition_penalty=args.repetition_penalty)
+        request = Request(prompt_ids, min(args.max_tokens, room), sampling, on_event=None, output=output,
+                          seed=args.seed, logits=logits)
+        for _, event in run(Scheduler(model, max_batch=1), [request]):
+            if event.kind == "error":
+                print(f"\nerror: {event.message}", file=sys.stderr)
+                return 1
+            if event.kind == "token":
+                sys.stdout.write(event.piece.content)
+                sys.stdout.flush()
+        sys.stdout.write("\n")
     return 0
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _native
+from .block_manager import BlockManager
 from .config import Qwen3Config
 from .devices import rank_devices
 from .kv_memory import GPU_MEMORY_UTILIZATION, default_kv_cache_memory
@@ -109,6 +110,7 @@ class Qwen3Model:
                                                       gpu_memory_utilization)
         self.kv_blocks = self._pool_blocks(kv_cache_tokens, kv_cache_memory)
         self.max_model_len = self._context_length(max_model_len)
+        self.block_manager = BlockManager(self.kv_blocks, block_size)  # the one owner of the pool's blocks
         self.max_step_tokens = max_step_tokens
         if cuda_graphs not in CUDA_GRAPH_MODES:
             raise ValueError(f"cuda_graphs must be a bool, 'on', 'off' or 'always', got {cuda_graphs!r}")

@@ -70,8 +70,9 @@ def test_more_requests_than_slots_all_finish_with_the_tokens_they_get_alone(chec
             collectors.append(c)
         for c in collectors:
             assert c.done.wait(60)
-        assert engine.stats == {"running": 0, "waiting": 0, "max_batch": 2, "kv_blocks_total": 8,
-                                "kv_blocks_used": 0, "kv_tokens": 0, "kv_usage": 0.0, "preemptions": 0}
+        stats = engine.stats
+        assert (stats.running, stats.waiting, stats.max_batch, stats.kv_blocks_total, stats.kv_blocks_used,
+                stats.kv_tokens, stats.kv_usage, stats.preemptions) == (0, 0, 2, 8, 0, 0, 0.0, 0)
     finally:
         engine.shutdown()
         model.close()
@@ -102,9 +103,9 @@ def test_cancel_frees_the_blocks(checkpoint_dir):
             time.sleep(0.01)
         engine.cancel("long")
         deadline = time.monotonic() + 10
-        while engine.stats["kv_blocks_used"] != 0 and time.monotonic() < deadline:
+        while engine.stats.kv_blocks_used != 0 and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert engine.stats["kv_blocks_used"] == 0 and engine.stats["running"] == 0
+        assert engine.stats.kv_blocks_used == 0 and engine.stats.running == 0
         after = Collector()
         engine.submit(Request(prompts(2)[1], 4, GREEDY, after, id="next"))
         assert after.done.wait(60) and len(after.tokens) == 4
@@ -159,9 +160,9 @@ def test_a_failing_callback_drops_only_its_request(checkpoint_dir):
         engine.submit(Request(prompts(2)[1], 6, GREEDY, healthy, id="healthy"))
         assert healthy.done.wait(60) and len(healthy.tokens) == 6 and healthy.finish == "length"
         deadline = time.monotonic() + 10
-        while engine.stats["kv_blocks_used"] != 0 and time.monotonic() < deadline:
+        while engine.stats.kv_blocks_used != 0 and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert engine.stats["kv_blocks_used"] == 0
+        assert engine.stats.kv_blocks_used == 0
     finally:
         engine.shutdown()
         model.close()
@@ -188,7 +189,7 @@ def test_preemption_when_the_pool_runs_out_gives_the_unpressured_outputs(checkpo
     model, engine = run_engine(checkpoint_dir, max_batch=4)  # 16 blocks: nobody waits for blocks
     try:
         roomy = run_to_completion(engine, seeded_requests())
-        assert engine.stats["preemptions"] == 0
+        assert engine.stats.preemptions == 0
     finally:
         engine.shutdown()
         model.close()
@@ -199,7 +200,7 @@ def test_preemption_when_the_pool_runs_out_gives_the_unpressured_outputs(checkpo
     finally:
         engine.shutdown()
         model.close()
-    assert stats["preemptions"] > 0 and stats["kv_blocks_used"] == 0 and stats["kv_blocks_total"] == 4
+    assert stats.preemptions > 0 and stats.kv_blocks_used == 0 and stats.kv_blocks_total == 4
     for a, b in zip(roomy, pressed):
         assert b.finish == "length" and len(b.tokens) == 40
         assert b.tokens == a.tokens

@@ -103,7 +103,9 @@ def test_a_block_table_too_short_is_a_capacity_error(model):
 @pytest.mark.parametrize("requests,message", [
     ([StepRequest([600], 0, [0])], "token id 600 is outside the vocabulary of 512"),
     ([StepRequest([1], 0, [9])], "request 0 uses KV block 9 of 8"),
-    ([StepRequest([1], 0, [0]), StepRequest([2], 0, [0])], "KV block 0 appears twice"),
+    ([StepRequest([1], 0, [0]), StepRequest([2], 0, [0])], "KV block 0 is written by one request of the step and "
+                                                           "used again by request 1"),
+    ([StepRequest([1], 4, [0, 1]), StepRequest([2], 0, [0])], "KV block 0 is written by one request of the step"),
     ([StepRequest(list(range(13)), 0, [0, 1, 2, 3])], "13 tokens exceed max_step_tokens 12"),
     ([StepRequest([], 0, [0]), StepRequest([1], 0, [1])], "request 0 has no tokens"),
 ])

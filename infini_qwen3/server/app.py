@@ -229,8 +229,10 @@ def health_route(state: ServerState):
 
 def metrics_route(state: ServerState):
     async def handler(request: Request) -> Response:
-        stats = state.service.engine.stats if state.service is not None else {}
-        return PlainTextResponse(state.metrics.render(stats), media_type="text/plain; version=0.0.4")
+        service = state.service
+        stats = service.engine.stats if service is not None else None
+        block_size = service.model.block_size if service is not None else 0
+        return PlainTextResponse(state.metrics.render(stats, block_size), media_type="text/plain; version=0.0.4")
 
     return handler
 

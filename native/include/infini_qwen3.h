@@ -71,8 +71,9 @@ typedef struct iq3Model iq3Model;
 /* One batched step: the tokens of nreq requests concatenated; request r has req_lens[r] new tokens starting
  * at position req_pos[r] (tokens already in its KV blocks). Its blocks are row r of block_tables
  * ([nreq, block_table_width], in position order; block i holds positions [i * kv_block_size, (i + 1) *
- * kv_block_size)); the row must list a block for every position up to req_pos[r] + req_lens[r], and no block
- * may appear in two requests of one step. Requests with one new token that come first (decoding requests)
+ * kv_block_size)); the row must list a block for every position up to req_pos[r] + req_lens[r]. Requests of
+ * one step may share blocks they only read (a cached prefix: blocks wholly before req_pos); a block the step
+ * writes (one holding a position from req_pos[r] on) may appear in no other request of the step. Requests with one new token that come first (decoding requests)
  * share one paged-attention launch. */
 typedef struct {
     const uint32_t *tokens;

@@ -179,7 +179,8 @@ StepBatch Model::checkBatch(const iq3Batch &b) const {
         bad(std::to_string(b.ntok) + " tokens exceed max_step_tokens " + std::to_string(meta_.max_step_tokens));
     }
     StepBatch step{b.tokens, b.ntok, {}, {}, {}, {}, 0, 0};
-    std::vector<bool> block_used(meta_.kv_blocks, false);
+    enum : int8_t { UNUSED, READ, WRITTEN };
+    std::vector<int8_t> block_user(meta_.kv_blocks, UNUSED);
     uint32_t start = 0;
     bool leading_decode = true;
     for (uint32_t r = 0; r < b.nreq; r++) {
@@ -200,14 +201,20 @@ StepBatch Model::checkBatch(const iq3Batch &b) const {
         }
         std::vector<uint32_t> blocks(b.block_tables + size_t(r) * b.block_table_width,
                                      b.block_tables + size_t(r) * b.block_table_width + needed);
-        for (uint32_t block : blocks) {
+        // Requests may share blocks they only read (a cached prefix); a block this step writes into (one holding a
+        // position in [pos, end)) belongs to its request alone, or two requests would race on its K/V.
+        for (uint64_t i = 0; i < blocks.size(); i++) {
+            const uint32_t block = blocks[i];
             if (block >= meta_.kv_blocks) {
                 bad(who + " uses KV block " + std::to_string(block) + " of " + std::to_string(meta_.kv_blocks));
             }
-            if (block_used[block]) {
-                bad("KV block " + std::to_string(block) + " appears twice in one step");
+            const bool written = (i + 1) * meta_.kv_block_size > pos;
+            const int64_t user = block_user[block];
+            if (user == WRITTEN || (written && user != UNUSED)) {
+                bad("KV block " + std::to_string(block) + " is written by one request of the step and used again by " +
+                    who);
             }
-            block_used[block] = true;
+            block_user[block] = written ? WRITTEN : READ;
         }
         if (uint64_t(start) + len > b.ntok) {
             bad("request lengths add up to more than ntok");
