@@ -94,7 +94,7 @@ class BlockManager:
             hashes.append(block_hash(hashes[-1] if hashes else None, tokens[i * bs:(i + 1) * bs], salt))
         return hashes
 
-    def match(self, tokens: list[int], salt: str | None, count_query: bool = True) -> list[int]:
+    def match(self, tokens: list[int], salt: str | None) -> list[int]:
         """Claims the cached blocks `tokens` starts with and returns them (a new block table). At most the full
         blocks before the last token: the last token is always computed, as it gives the logits, and its block is
         written, so it must not be a shared one (vLLM drops that whole block from the hit too)."""
@@ -108,10 +108,13 @@ class BlockManager:
                 found.append(block)
             for block in found:
                 self._claim(block)
-            if count_query:
-                self.prefix.queries += len(tokens)
-                self.prefix.hits += len(found) * self.block_size
             return found
+
+    def count_query(self, queried: int, hit: int) -> None:
+        """Records a prompt's lookup (tokens asked, tokens found) for the metrics."""
+        with self._lock:
+            self.prefix.queries += queried
+            self.prefix.hits += hit
 
     def register(self, held: list[int], tokens: list[int], salt: str | None, cached_tokens: int) -> None:
         """Gives a hash to each block of `held` that the first `cached_tokens` of `tokens` fill (their K/V are in

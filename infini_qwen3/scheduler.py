@@ -182,8 +182,7 @@ class Scheduler:
             if not seq.admitted:
                 seq.admitted, seq.cached_tokens = True, seq.past
                 if self.enable_prefix_caching:
-                    self.kv.prefix.queries += seq.prompt_len
-                    self.kv.prefix.hits += seq.past
+                    self.kv.count_query(seq.prompt_len, seq.past)
             self.running.append(seq)
 
     def _plan(self) -> list[PlanItem]:
