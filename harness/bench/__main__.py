@@ -222,6 +222,11 @@ def main(argv: list[str] | None = None) -> int:
 
         gemm.main(argv[1:])
         return 0
+    if argv[:1] == ["multiturn"]:  # multi-turn chat, prefix cache on and off (harness/bench/multiturn.py)
+        from . import multiturn
+
+        multiturn.main(argv[1:])
+        return 0
     args = parse_args(argv)
     if args.cpu_isa and os.environ.get(tiers.CHILD) is None:
         result = tiers.run_each(argv, args)

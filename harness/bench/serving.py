@@ -16,7 +16,7 @@ PROMPT = "Benchmark prompt: describe the InfiniCore operator library in detail. 
 
 async def one_stream(client, model: str, max_tokens: int, seed: int) -> dict:
     start = time.perf_counter()
-    arrivals, tokens = [], 0
+    arrivals, tokens, cached = [], 0, 0
     stream = await client.chat.completions.create(
         model=model, messages=[{"role": "user", "content": PROMPT}], max_tokens=max_tokens, stream=True,
         stream_options={"include_usage": True}, seed=seed)  # the checkpoint's sampling defaults, as users get
@@ -25,7 +25,9 @@ async def one_stream(client, model: str, max_tokens: int, seed: int) -> dict:
             arrivals.append(time.perf_counter())
         if chunk.usage:
             tokens = chunk.usage.completion_tokens
-    return {"ttft": arrivals[0] - start if arrivals else None, "itl": np.diff(arrivals).tolist(), "tokens": tokens}
+            cached = chunk.usage.prompt_tokens_details.cached_tokens
+    return {"ttft": arrivals[0] - start if arrivals else None, "itl": np.diff(arrivals).tolist(), "tokens": tokens,
+            "cached_tokens": cached}
 
 
 def pct(values, q) -> float | None:
@@ -40,7 +42,8 @@ async def concurrent(client, model: str, streams: int, max_tokens: int) -> dict:
     itls = [x for r in results for x in r["itl"]]
 
     return {"streams": streams, "ttft_p50": pct(ttfts, 50), "ttft_p95": pct(ttfts, 95), "itl_p50": pct(itls, 50),
-            "itl_p95": pct(itls, 95), "output_tokens_per_s": sum(r["tokens"] for r in results) / wall}
+            "itl_p95": pct(itls, 95), "output_tokens_per_s": sum(r["tokens"] for r in results) / wall,
+            "cached_tokens": sum(r["cached_tokens"] for r in results)}
 
 
 def serve_and_measure(model_dir: Path, device: str, dtype: str, stream_counts: list[int], max_tokens: int,

@@ -113,7 +113,8 @@ async def stream_job(state: ServerState, job: Job):
                 for chunk in renderer.chunks(delta.index, delta.piece):
                     yield sse(chunk)
             if renderer.include_usage:
-                yield sse(renderer.usage_chunk(job.generation.prompt_tokens, job.generation.completion_tokens))
+                yield sse(renderer.usage_chunk(job.generation.prompt_tokens, job.generation.completion_tokens,
+                                                   job.generation.cached_tokens))
             outcome = "ok"
         except GenerationFailed as exc:
             outcome = "error"
@@ -151,7 +152,7 @@ async def collect_job(state: ServerState, job: Job, request: Request) -> Respons
         state.live.discard(job.generation)
         finish_log(state, job, outcome)
     generation = job.generation
-    body = job.renderer.body(wholes, generation.prompt_tokens, generation.completion_tokens)
+    body = job.renderer.body(wholes, generation.prompt_tokens, generation.completion_tokens, generation.cached_tokens)
     return JSONResponse(body)
 
 

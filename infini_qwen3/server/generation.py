@@ -52,6 +52,7 @@ class _Choice:
     spec: ChoiceSpec
     engine_id: str
     tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens the engine found in the prefix cache
 
     @property
     def finish_reason(self) -> str | None:
@@ -71,8 +72,9 @@ class Timing:
 
 class Generation:
     def __init__(self, engine: Engine, request_id: str, specs: list[ChoiceSpec], sampling: SamplingParams, *,
-                 prompt_tokens: int, seed: int | None, logits: LogitsOptions = LogitsOptions()):
-        self.engine, self.request_id, self.logits = engine, request_id, logits
+                 prompt_tokens: int, seed: int | None, logits: LogitsOptions = LogitsOptions(),
+                 cache_salt: str | None = None):
+        self.engine, self.request_id, self.logits, self.cache_salt = engine, request_id, logits, cache_salt
         self.prompt_tokens = prompt_tokens  # each prompt counts once, however many choices (n) it has
         self.sampling, self.seed = sampling, seed
         self.choices = [_Choice(spec, f"{request_id}-{i}") for i, spec in enumerate(specs)]
@@ -85,6 +87,11 @@ class Generation:
     def completion_tokens(self) -> int:
         return sum(c.tokens for c in self.choices)
 
+    @property
+    def cached_tokens(self) -> int:
+        """Prompt tokens read from the prefix cache, counted once per prompt (its first choice) as prompt_tokens."""
+        return sum(c.cached_tokens for c in self.choices if c.spec.seed_index == 0)
+
     def start(self) -> None:
         """Submits every choice; all or none (a full queue cancels the ones already in)."""
         loop = asyncio.get_running_loop()
@@ -94,7 +101,8 @@ class Generation:
 
             request = Request(prompt=choice.spec.prompt, max_tokens=choice.spec.max_tokens, sampling=self.sampling,
                               on_event=deliver, output=choice.spec.output, seed=self.seed,
-                              id=choice.engine_id, choice_index=choice.spec.seed_index, logits=self.logits)
+                              id=choice.engine_id, choice_index=choice.spec.seed_index, logits=self.logits,
+                              cache_salt=self.cache_salt)
             try:
                 self.engine.submit(request)
             except QueueFull as exc:
@@ -139,6 +147,7 @@ class Generation:
         self.timing.first_token = self.timing.first_token or now
         self.timing.last_token = now
         self.choices[index].tokens += 1
+        self.choices[index].cached_tokens = event.cached_tokens
         piece = event.piece
         if piece.finish_reason:
             self._open.discard(index)

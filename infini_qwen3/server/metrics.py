@@ -102,6 +102,8 @@ class Metrics:
             ("gauge", "vllm:num_requests_running", "Requests being run (vLLM's name).", stats.running),
             ("gauge", "vllm:num_requests_waiting", "Requests waiting (vLLM's name).", stats.waiting),
             ("gauge", "vllm:kv_cache_usage_perc", "KV cache usage, 1 = full (vLLM's name).", stats.kv_usage),
+            ("gauge", "vllm:gpu_cache_usage_perc", "KV cache usage, 1 = full (vLLM's name before 0.10).",
+             stats.kv_usage),
             ("counter", "vllm:prefix_cache_queries", "Prompt tokens looked up in the prefix cache (vLLM's name).",
              stats.prefix_cache_queries),
             ("counter", "vllm:prefix_cache_hits", "Prompt tokens found in the prefix cache (vLLM's name).",

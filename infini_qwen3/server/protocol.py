@@ -40,6 +40,7 @@ class GenerationParams:
     include_usage: bool = False
     logits: LogitsOptions = LogitsOptions()  # penalties, bias, min_p, logprobs (the host logits path)
     answer: Answer | None = None  # structured outputs: what the answer must be (response_format and the like)
+    cache_salt: str | None = None  # vLLM's: only requests with the same salt share prefix-cache blocks
 
 
 @dataclass
@@ -305,6 +306,9 @@ def _generation_params(body: dict, chat: bool) -> GenerationParams:
     user = body.get("user")
     if user is not None and not isinstance(user, str):
         raise bad_request("`user` must be a string.", "user")
+    cache_salt = body.get("cache_salt")
+    if cache_salt is not None and (not isinstance(cache_salt, str) or not cache_salt):
+        raise bad_request("`cache_salt` must be a non-empty string.", "cache_salt")
     return GenerationParams(
         max_tokens=max_completion_tokens if max_completion_tokens is not None else max_tokens,
         temperature=_number(body, "temperature", 0, 2),
@@ -318,6 +322,7 @@ def _generation_params(body: dict, chat: bool) -> GenerationParams:
         include_usage=include_usage,
         logits=_logits_options(body, chat),
         answer=_answer(body),
+        cache_salt=cache_salt,
     )
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 
-def usage(prompt_tokens: int, completion_tokens: int) -> dict:
+def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int) -> dict:
+    """cached_tokens: prompt tokens whose KV came from the prefix cache instead of being computed."""
     return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens}
+            "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": cached_tokens}}
 
 
 def sse(data: dict | str) -> bytes:
@@ -38,9 +40,9 @@ class Renderer:
             chunk["usage"] = None
         return chunk
 
-    def usage_chunk(self, prompt_tokens: int, completion_tokens: int) -> dict:
+    def usage_chunk(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int) -> dict:
         chunk = self._chunk([])
-        chunk["usage"] = usage(prompt_tokens, completion_tokens)
+        chunk["usage"] = usage(prompt_tokens, completion_tokens, cached_tokens)
         return chunk
 
     def chunks(self, index: int, piece) -> list[dict]:
@@ -53,7 +55,7 @@ class Renderer:
             chunks[0]["choices"][0]["logprobs"] = self._logprobs(index, piece.logprobs)
         return chunks
 
-    def body(self, wholes: list, prompt_tokens: int, completion_tokens: int) -> dict:
+    def body(self, wholes: list, prompt_tokens: int, completion_tokens: int, cached_tokens: int) -> dict:
         """The non-streamed response from each choice's whole output (OutputPieces accumulated)."""
         choices = []
         for index, whole in enumerate(wholes):
@@ -63,7 +65,7 @@ class Renderer:
                 choice["logprobs"] = self._logprobs(index, whole.logprobs)
             choices.append(choice)
         return {"id": self.request_id, "object": self.object_name, "created": self.created, "model": self.model,
-                "choices": choices, "usage": usage(prompt_tokens, completion_tokens)}
+                "choices": choices, "usage": usage(prompt_tokens, completion_tokens, cached_tokens)}
 
 
 class ChatRenderer(Renderer):

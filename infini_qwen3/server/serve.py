@@ -39,6 +39,8 @@ def add_serve_parser(subparsers) -> None:
     p.add_argument("--cuda-graphs", default="on", choices=["on", "off"],
                    help="capture decode steps as CUDA graphs and replay them (NVIDIA; the CPU always runs eagerly)")
     p.add_argument("--max-queue", type=int, default=256, help="waiting requests before new ones get 429")
+    p.add_argument("--enable-prefix-caching", action=argparse.BooleanOptionalAction, default=True,
+                   help="reuse the KV blocks of earlier prompts that began with the same tokens (default: on)")
     p.add_argument("--max-body-bytes", type=int, default=8 * 1024 * 1024)
     p.add_argument("--request-head-timeout", type=float, default=DEFAULT_HEAD_TIMEOUT,
                    help="seconds a connection may take to send a complete request head (idle and half-sent "
@@ -99,7 +101,8 @@ def make_loader(args):
         log.info("model on %s, %d rank(s) (device ids %s); KV cache: %d blocks of %d tokens (%.1f MiB), context %d "
                  "tokens", model.device, len(model.device_ids), model.device_ids, model.kv_blocks, model.block_size,
                  model.kv_blocks * model.kv_block_bytes / 2**20, model.max_model_len)
-        engine = Engine(model, max_batch=args.max_batch, max_queue=args.max_queue)
+        engine = Engine(model, max_batch=args.max_batch, max_queue=args.max_queue,
+                        enable_prefix_caching=args.enable_prefix_caching)
         engine.start()
         name = args.served_model_name or (DEMO_NAME if demo else args.model)
         info = ServiceInfo(served_name=name, demo=demo,

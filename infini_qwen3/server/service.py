@@ -172,4 +172,5 @@ class Service:
         specs = [ChoiceSpec(prompt, budget, output(), j) for prompt, budget in zip(prompts, budgets)
                  for j in range(params.n)]
         return Generation(self.engine, f"{kind}-{uuid.uuid4().hex}", specs, self.sampling_for(params),
-                          prompt_tokens=sum(len(p) for p in prompts), seed=params.seed, logits=params.logits)
+                          prompt_tokens=sum(len(p) for p in prompts), seed=params.seed, logits=params.logits,
+                          cache_salt=params.cache_salt)
