@@ -58,7 +58,7 @@ def test_the_second_turn_reports_the_shared_full_blocks_as_cached(server, client
     first, second = conversation()
     assert cached_tokens(client, first) == 0
     expected = shared_full_blocks(prompt_ids(server.base_url, first), prompt_ids(server.base_url, second))
-    assert expected >= 8 * BLOCK
+    assert expected >= 6 * BLOCK
     assert cached_tokens(client, second) == expected
     assert cached_tokens(client, second, cache_salt="another tenant") == 0
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import replace
 
 from .model import Qwen3Model
 from .scheduler import Event, Request, Scheduler, SchedulerStats
@@ -78,9 +79,10 @@ class Engine:
 
     @property
     def stats(self) -> SchedulerStats:
-        """As of the end of the last step (or the last change of the inbox)."""
+        """As of the last step's start or end; requests still in the inbox count as waiting."""
         with self._cond:
-            return self._stats
+            arrived = sum(1 for item in self._inbox if not isinstance(item, str))
+            return replace(self._stats, waiting=self._stats.waiting + arrived)
 
     # -- the engine thread -------------------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -97,6 +99,7 @@ class Engine:
                     scheduler.cancel(item)
                 else:
                     scheduler.add(item)
+            self._publish()  # what the step is about to run counts as running or waiting meanwhile
             try:
                 scheduler.step()
             except Exception:  # a bug in the scheduler itself: fail what runs rather than die silently
@@ -110,5 +113,4 @@ class Engine:
         stats = self.scheduler.stats
         with self._cond:
             self._stats = stats
-            self._waiting = stats.waiting - len(self.scheduler.preempted) + sum(
-                1 for item in self._inbox if not isinstance(item, str))
+            self._waiting = len(self.scheduler.waiting) + sum(1 for item in self._inbox if not isinstance(item, str))
