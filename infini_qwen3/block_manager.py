@@ -134,13 +134,6 @@ class BlockManager:
                     block.hash, block.tokens = parent, tuple(chunk)
                     self._cached[parent] = held[i]
 
-    def reset_prefix_cache(self) -> None:
-        """Forgets every hash (the blocks keep their owners)."""
-        with self._lock:
-            for block in self.blocks:
-                block.hash, block.tokens = None, ()
-            self._cached.clear()
-
     # -- owning blocks ---------------------------------------------------------------------------------------
     def grow(self, held: list[int], tokens: int) -> None:
         """Appends fresh blocks to `held` until it covers `tokens` positions; the least recently freed go first,

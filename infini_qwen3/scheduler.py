@@ -274,6 +274,6 @@ class Scheduler:
                 continue  # a mid-prompt chunk samples nothing real
             grammar = seq.request.output.grammar
             tokens[i], logprobs[i] = resolve_on_host(logits[i], tokens[i], seq.request.logits, seq.request.sampling,
-                                                     seq.prompt, seq.output, requests[i].random,
+                                                     seq.prompt, seq.output_tokens, requests[i].random,
                                                      grammar.allowed() if grammar is not None else None)
         return tokens, logprobs

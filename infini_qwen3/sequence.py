@@ -38,7 +38,8 @@ class Sequence:
         return self.tokens[:self.prompt_len]
 
     @property
-    def output(self) -> list[int]:
+    def output_tokens(self) -> list[int]:
+        """The sampled tokens (the request's output processor, `Request.output`, turns them into text)."""
         return self.tokens[self.prompt_len:]
 
     @property
