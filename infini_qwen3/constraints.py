@@ -37,7 +37,42 @@ class Answer:
     side: tuple[tuple[str, dict], ...] = ()
 
 
+# Keywords whose value is one subschema, or a list or map of subschemas (JSON Schema 2020-12 and draft 7).
+SUBSCHEMA = ("items", "additionalItems", "contains", "not", "if", "then", "else", "propertyNames",
+             "unevaluatedItems", "additionalProperties", "unevaluatedProperties")
+SUBSCHEMA_LISTS = ("prefixItems", "anyOf", "oneOf")
+SUBSCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+
+
+def closed_schema(schema):
+    """The schema with its objects and tuples closed, as OpenAI's strict structured outputs and xgrammar's strict
+    mode (vLLM's default) read a schema: an object that lists properties (or patternProperties) and says nothing
+    of others admits only those; an array with prefixItems and no `items` admits only those. An explicit
+    additionalProperties / unevaluatedProperties / items keeps its meaning; an object that lists no properties
+    stays any object ({"type": "object"}: json_object mode, free-form tool arguments). allOf branches are left open,
+    since closing each would refuse the properties the other branches add. Returns a copy."""
+    if not isinstance(schema, dict):
+        return schema
+    out = dict(schema)
+    for key in SUBSCHEMA:
+        if key in out:
+            out[key] = closed_schema(out[key])
+    for key in SUBSCHEMA_LISTS:
+        if isinstance(out.get(key), list):
+            out[key] = [closed_schema(s) for s in out[key]]
+    for key in SUBSCHEMA_MAPS:
+        if isinstance(out.get(key), dict):
+            out[key] = {name: closed_schema(s) for name, s in out[key].items()}
+    lists_properties = isinstance(out.get("properties"), dict) or isinstance(out.get("patternProperties"), dict)
+    if lists_properties and "additionalProperties" not in out and "unevaluatedProperties" not in out:
+        out["additionalProperties"] = False
+    if isinstance(out.get("prefixItems"), list) and "items" not in out and "unevaluatedItems" not in out:
+        out["items"] = False
+    return out
+
+
 def json_answer(schema: dict, param: str) -> Answer:
+    schema = closed_schema(schema)
     guidance = {**schema.get("x-guidance", {}), **JSON_OPTIONS} if isinstance(schema.get("x-guidance"), dict) \
         else JSON_OPTIONS
     return Answer({"json_schema": {**schema, "x-guidance": guidance}}, param)
@@ -64,7 +99,8 @@ def grammar_answer(text: str, param: str) -> Answer:
 
 def _call_schema(tool: dict, enforce_arguments: bool) -> dict:
     function = tool["function"]
-    arguments = (function.get("parameters") or {"type": "object"}) if enforce_arguments else {"type": "object"}
+    arguments = closed_schema(function.get("parameters") or {"type": "object"}) if enforce_arguments \
+        else {"type": "object"}
     return {"type": "object", "properties": {"name": {"const": function["name"]}, "arguments": arguments},
             "required": ["name", "arguments"], "additionalProperties": False, "x-guidance": CALL_OPTIONS}
 

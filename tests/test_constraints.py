@@ -100,3 +100,45 @@ def test_reasoning_cannot_end_the_answer(ll_tokenizer, tokenizer):
     matcher = llguidance.LLMatcher(ll_tokenizer, grammar_for(OBJECT_X, REASONING))
     matcher.consume_tokens(tokenizer.encode("thinking"))
     assert not matcher.is_accepting()
+
+
+def test_objects_that_list_properties_are_closed_unless_they_say_otherwise():
+    from infini_qwen3.constraints import closed_schema
+
+    person = {"type": "object", "properties": {"name": {"type": "string"},
+                                               "pets": {"type": "array", "items": {"type": "object", "properties": {
+                                                   "kind": {"type": "string"}}}}},
+              "$defs": {"Tag": {"type": "object", "properties": {"t": {"type": "string"}}}},
+              "anyOf": [{"type": "object", "properties": {"x": {}}}]}
+    closed = closed_schema(person)
+    assert closed["additionalProperties"] is False
+    assert closed["properties"]["pets"]["items"]["additionalProperties"] is False
+    assert closed["$defs"]["Tag"]["additionalProperties"] is False
+    assert closed["anyOf"][0]["additionalProperties"] is False
+    assert "additionalProperties" not in person, "the request's schema is not changed"
+    assert closed_schema({"type": "object"}) == {"type": "object"}, "no properties listed: any object"
+    assert closed_schema({"type": "object", "properties": {}, "additionalProperties": True})["additionalProperties"]
+    assert closed_schema({"properties": {"a": {}}, "additionalProperties": {"type": "integer"}})[
+        "additionalProperties"] == {"type": "integer"}
+    assert closed_schema({"type": "array", "prefixItems": [{"type": "integer"}]})["items"] is False
+    both = {"allOf": [{"type": "object", "properties": {"a": {}}}, {"type": "object", "properties": {"b": {}}}]}
+    assert closed_schema(both) == both, "allOf branches stay open"
+
+
+PERSON = {"properties": {"name": {"title": "Name", "type": "string", "maxLength": 8},
+                         "age": {"title": "Age", "type": "integer", "minimum": 0, "maximum": 150}},
+          "required": ["name", "age"], "title": "Person", "type": "object"}  # pydantic's, as instructor sends it
+OPEN_TOOL = {"type": "function", "function": {"name": "person", "parameters": PERSON}}
+
+
+@pytest.mark.parametrize("grammar", [grammar_for(json_answer(PERSON, "response_format"), CONTENT),
+                                     grammar_for(tool_calls_answer([OPEN_TOOL], "required"), CONTENT)],
+                         ids=["response_format", "tool parameters"])
+def test_a_schema_without_additional_properties_admits_no_other_key(ll_tokenizer, tokenizer, grammar):
+    body = '{"name":"Ann","age":30' if "tool_call" not in grammar else '{"name": "Ann", "age": 30'
+    wrap = (lambda args: call("person", args)) if "tool_call" in grammar else (lambda args: args)
+    assert accepts(ll_tokenizer, tokenizer, grammar, wrap(body + "}"))
+    extra = ',"x":1}' if "tool_call" not in grammar else ', "x": 1}'
+    assert not accepts(ll_tokenizer, tokenizer, grammar, wrap(body + extra))
+    assert accepts(ll_tokenizer, tokenizer, grammar_for(json_answer({"type": "object"}, "response_format"), CONTENT),
+                   '{"anything":[1,2]}'), "json_object stays any object"
