@@ -23,6 +23,7 @@ class LogitsOptions:
     logit_bias: tuple[tuple[int, float], ...] = ()
     min_p: float = 0.0
     logprobs: int | None = None  # None: not asked; k: the chosen token's logprob and the k most likely tokens'
+    prompt_logprobs: int | None = None  # the same for every prompt token after the first (echo + logprobs)
 
     @property
     def samples_on_host(self) -> bool:
@@ -39,6 +40,7 @@ class TokenLogprobs:
     token: int
     logprob: float
     top: list[tuple[int, float]] = field(default_factory=list)  # most likely first
+    rank: int = 1  # 1 + how many tokens are more likely than `token`
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -53,7 +55,7 @@ def token_logprobs(raw_logits: np.ndarray, token: int, k: int) -> TokenLogprobs:
         ids = np.argpartition(-logprobs, k - 1)[:k]
         ids = ids[np.lexsort((ids, -logprobs[ids]))]  # most likely first, ties by id
         top = [(int(i), float(logprobs[i])) for i in ids]
-    return TokenLogprobs(token, float(logprobs[token]), top)
+    return TokenLogprobs(token, float(logprobs[token]), top, int(np.count_nonzero(logprobs > logprobs[token])) + 1)
 
 
 def apply_penalties(logits: np.ndarray, options: LogitsOptions, prompt: list[int], generated: list[int]) -> np.ndarray:

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .logits import LogitsOptions, TokenLogprobs, resolve_on_host
+from .logits import LogitsOptions, TokenLogprobs, resolve_on_host, sample, token_logprobs
 from .model import Qwen3Model, SamplingParams, StepRequest
 from .output import ChoiceOutput, OutputPiece, TokenOutput
 from .sequence import Sequence, request_rng
@@ -37,6 +37,9 @@ class Event:
     logprobs: TokenLogprobs | None = None  # with a token, when the request asked for logprobs
     piece: OutputPiece | None = None  # with a token: what it adds to the output, and whether it ends it
     cached_tokens: int = 0  # with a token: prompt tokens the request found in the prefix cache
+    # with the first token (or the finish of a max_tokens=0 request) when asked: the prompt tokens' logprobs,
+    # None for the first token (nothing predicts it)
+    prompt_logprobs: list[TokenLogprobs | None] | None = None
 
 
 @dataclass
@@ -65,6 +68,12 @@ class Running(Sequence):
     request: Request
     cancelled: bool = False
     registered_blocks: int = 0  # leading full blocks already offered to the prefix cache
+    prompt_logprobs: list[TokenLogprobs | None] = field(default_factory=lambda: [None])  # when asked, as computed
+
+    @property
+    def scores_prompt(self) -> bool:
+        """Its prompt's logprobs were asked for and are not all computed yet: its steps need every row's logits."""
+        return self.request.logits.prompt_logprobs is not None and self.past < self.prompt_len
 
 
 @dataclass(frozen=True)
@@ -131,20 +140,48 @@ class Scheduler:
         plan = self._plan()
         if not plan:
             return
-        requests = [seq.step_request(take, seq.request.sampling) for seq, take in plan]
+        scored = [item for item in plan if item[0].scores_prompt]
+        sampled = [item for item in plan if not item[0].scores_prompt]
         try:
-            if any(seq.request.needs_logits for seq, _ in plan):
-                tokens, logits = self.model.infer_with_logits(requests)
-                tokens, logprobs = self._host_logits(plan, requests, tokens, logits)
-            else:
-                tokens, logprobs = self.model.infer(requests), [None] * len(plan)
+            results = self._run(sampled) + [self._score_prompt(seq, take) for seq, take in scored]
         except Exception as exc:  # the step's requests fail; the others go on
             log.exception("model step failed")
             for seq, _ in plan:
                 self._deliver(seq, Event("error", message=f"inference failed: {exc}"))
             self._release([seq for seq, _ in plan])
             return
-        self._postprocess(plan, tokens, logprobs)
+        tokens = [token for token, _ in results]
+        self._postprocess(sampled + scored, tokens, [token_lp for _, token_lp in results])
+
+    def _run(self, plan: list[PlanItem]) -> list[tuple[int, TokenLogprobs | None]]:
+        """One batched step that samples on the device (and on the host where the request needs logits)."""
+        if not plan:
+            return []
+        requests = [seq.step_request(take, seq.request.sampling) for seq, take in plan]
+        if any(seq.request.needs_logits for seq, _ in plan):
+            tokens, logits = self.model.infer_with_logits(requests)
+            tokens, logprobs = self._host_logits(plan, requests, tokens, logits)
+        else:
+            tokens, logprobs = self.model.infer(requests), [None] * len(plan)
+        return list(zip(tokens, logprobs))
+
+    def _score_prompt(self, seq: Running, take: int) -> tuple[int, TokenLogprobs | None]:
+        """A prompt chunk of a request that asked for its prompt's logprobs: a step of its own that returns the
+        logits of every row. Row j predicts position past + j + 1: a prompt token's logprob, or (last row of the
+        prompt) the first generated token, sampled here on the host with the draw the device would have used."""
+        request = seq.step_request(take, seq.request.sampling)
+        logits = self.model.forward([request], all_positions=True)
+        k = seq.request.logits.prompt_logprobs
+        for row, position in enumerate(range(seq.past + 1, min(seq.past + take + 1, seq.prompt_len))):
+            if position == len(seq.prompt_logprobs):  # not yet scored (a preempted request computes them again)
+                seq.prompt_logprobs.append(token_logprobs(logits[row], seq.tokens[position], k))
+        if take < seq.pending:
+            return 0, None  # mid-prompt: nothing sampled
+        options, sampling = seq.request.logits, seq.request.sampling
+        grammar = seq.request.output.grammar
+        device_token = sample(logits[-1], sampling, 0.0, request.random)
+        return resolve_on_host(logits[-1], device_token, options, sampling, seq.prompt, seq.output_tokens,
+                               request.random, grammar.allowed() if grammar is not None else None)
 
     def _postprocess(self, plan: list[PlanItem], tokens: list[int], logprobs: list) -> None:
         finished = []
@@ -155,8 +192,15 @@ class Scheduler:
             self._register(seq)
             if not sampled:
                 continue  # mid-prompt chunk: no token yet
+            prompt_logprobs = seq.prompt_logprobs if seq.generated == 1 and seq.request.logits.prompt_logprobs \
+                is not None else None
+            if seq.request.max_tokens == 0:  # only the prompt's logprobs were wanted (echo)
+                self._deliver(seq, Event("finish", finish_reason="length", prompt_logprobs=prompt_logprobs))
+                finished.append(seq)
+                continue
             piece = self._output(seq, token, token_lp)
-            event = Event("token", token=token, logprobs=token_lp, piece=piece, cached_tokens=seq.cached_tokens)
+            event = Event("token", token=token, logprobs=token_lp, piece=piece, cached_tokens=seq.cached_tokens,
+                          prompt_logprobs=prompt_logprobs)
             if piece is None or not self._deliver(seq, event):
                 finished.append(seq)
             elif piece.finish_reason:
@@ -171,7 +215,9 @@ class Scheduler:
         while len(self.running) < self.max_batch and (self.preempted or self.waiting):
             source = self.preempted or self.waiting
             seq = source[0]
-            hit = self.kv.match(seq.tokens, seq.request.cache_salt) if self.enable_prefix_caching else []
+            # a request scoring its prompt needs the logits of every prompt row, so it computes them all
+            reads_cache = self.enable_prefix_caching and seq.request.logits.prompt_logprobs is None
+            hit = self.kv.match(seq.tokens, seq.request.cache_salt) if reads_cache else []
             need = self.kv.blocks_for(len(seq.tokens) + 1) - len(hit)
             if need + len(self.running) > self.kv.free:
                 self.kv.release(hit)
@@ -181,7 +227,7 @@ class Scheduler:
             seq.registered_blocks = len(hit)
             if not seq.admitted:
                 seq.admitted, seq.cached_tokens = True, seq.past
-                if self.enable_prefix_caching:
+                if reads_cache:
                     self.kv.count_query(seq.prompt_len, seq.past)
             self.running.append(seq)
 

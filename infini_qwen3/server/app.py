@@ -30,7 +30,7 @@ from .request_id import RequestIdMiddleware
 from .responses import SSE_DONE, ChatRenderer, CompletionRenderer, LogprobFormat, Renderer, sse
 from .service import Service
 from .state import ServerState
-from .tokenize_routes import detokenize_route, tokenize_route
+from .tokenize_routes import detokenize_route, tokenize_route, tokenizer_info_route
 
 log = logging.getLogger("infini_qwen3.server")
 
@@ -74,11 +74,16 @@ def prepare_job(service: Service, raw: bytes, chat: bool) -> Job:
     shared = (generation.request_id, int(time.time()), service.info.served_name, params.include_usage,
               len(generation.choices))
     logprobs = LogprobFormat(service.tokenizer) if params.logits.logprobs is not None else None
+    # vLLM's prompt_logprobs field, when the request named it (echo + logprobs alone puts them in the legacy shape)
+    asked = body.get("prompt_logprobs") is not None
+    scoring = dict(prompts=[p for p in prompts for _ in range(params.n)],
+                   prompt_logprobs=LogprobFormat(service.tokenizer) if asked else None)
     if chat:
-        renderer = ChatRenderer(*shared, logprobs=logprobs, reasoning=service.info.reasoning_parser is not None)
+        renderer = ChatRenderer(*shared, logprobs=logprobs, reasoning=service.info.reasoning_parser is not None,
+                                **scoring)
     else:
         echo = ([service.tokenizer.decode(p) for p in prompts for _ in range(params.n)] if request.echo else None)
-        renderer = CompletionRenderer(*shared, logprobs=logprobs, echo_texts=echo)
+        renderer = CompletionRenderer(*shared, logprobs=logprobs, echo_texts=echo, **scoring)
     return Job(generation, renderer, params.stream)
 
 
@@ -110,7 +115,7 @@ async def stream_job(state: ServerState, job: Job):
                 yield sse(chunk)
         try:
             async for delta in job.generation.deltas():
-                for chunk in renderer.chunks(delta.index, delta.piece):
+                for chunk in renderer.chunks(delta.index, delta.piece, delta.prompt_logprobs):
                     yield sse(chunk)
             if renderer.include_usage:
                 yield sse(renderer.usage_chunk(job.generation.prompt_tokens, job.generation.completion_tokens,
@@ -133,6 +138,8 @@ async def collect_job(state: ServerState, job: Job, request: Request) -> Respons
     async def collect():
         async for delta in job.generation.deltas():
             wholes[delta.index].add(delta.piece)
+            if delta.prompt_logprobs is not None:
+                job.renderer.scored[delta.index] = delta.prompt_logprobs
 
     work = asyncio.ensure_future(collect())
     watcher = asyncio.ensure_future(until_disconnect(request, work))
@@ -299,7 +306,8 @@ def create_app(state: ServerState) -> Starlette:
                Route("/metrics", metrics_route(state), methods=["GET"]),
                Route("/version", version, methods=["GET"]),
                Route("/tokenize", tokenize_route(state), methods=["POST"]),
-               Route("/detokenize", detokenize_route(state), methods=["POST"])]
+               Route("/detokenize", detokenize_route(state), methods=["POST"]),
+               Route("/tokenizer_info", tokenizer_info_route(state), methods=["GET"])]
     middleware = [Middleware(RequestIdMiddleware)]
     if state.config.allowed_origins:
         middleware.append(Middleware(CORSMiddleware, allow_origins=list(state.config.allowed_origins),

@@ -35,6 +35,7 @@ SHUTDOWN = "shutdown"  # an event kind of the server's own: the generation was s
 class ChoiceDelta:
     index: int
     piece: OutputPiece  # its finish_reason is set on the choice's last delta
+    prompt_logprobs: list | None = None  # on the choice's first delta, when asked: None, then one per prompt token
 
 
 @dataclass
@@ -141,6 +142,9 @@ class Generation:
         if event.kind == SHUTDOWN:
             self.cancel()
             raise GenerationFailed(event.message or "the server is shutting down", status=503)
+        if event.kind == "finish" and event.prompt_logprobs is not None:  # max_tokens 0: the prompt was the answer
+            self._open.discard(index)
+            return ChoiceDelta(index, OutputPiece(finish_reason=event.finish_reason), event.prompt_logprobs)
         if event.kind != "token":
             return None  # "finish": the token's piece already said so
         now = time.monotonic()
@@ -151,6 +155,6 @@ class Generation:
         piece = event.piece
         if piece.finish_reason:
             self._open.discard(index)
-        elif not piece.visible and not piece.logprobs:
+        elif not piece.visible and not piece.logprobs and event.prompt_logprobs is None:
             return None
-        return ChoiceDelta(index, piece)
+        return ChoiceDelta(index, piece, event.prompt_logprobs)

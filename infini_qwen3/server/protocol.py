@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..constraints import Answer, choice_answer, grammar_answer, json_answer, regex_answer
 from ..logits import LogitsOptions
@@ -281,12 +281,13 @@ def _logits_options(body: dict, chat: bool) -> LogitsOptions:
         logit_bias=_logit_bias(body),
         min_p=_number(body, "min_p", 0, 1) or 0.0,
         logprobs=_logprobs(body, chat),
+        prompt_logprobs=_integer(body, "prompt_logprobs", 0, MAX_LOGPROBS),  # vLLM's extension
     )
 
 
 def _generation_params(body: dict, chat: bool) -> GenerationParams:
     _refuse_unbuilt(body)
-    max_tokens = _integer(body, "max_tokens", 1)
+    max_tokens = _integer(body, "max_tokens", 0)  # 0 only where the prompt itself is the answer (echo)
     max_completion_tokens = _integer(body, "max_completion_tokens", 1)
     n = _integer(body, "n", 1, MAX_N)
     best_of = _integer(body, "best_of", 1)
@@ -456,7 +457,7 @@ def parse_chat(body: dict) -> ChatRequest:
         model=_model(body),
         messages=[_message(i, m) for i, m in enumerate(messages)],
         template_kwargs=_template_kwargs(body),
-        params=_generation_params(body, chat=True),
+        params=_without_zero_max_tokens(_generation_params(body, chat=True)),
         tools=tools,
         tool_choice=_tool_choice(body, tools),
     )
@@ -481,8 +482,20 @@ def _prompts(value) -> list[str | list[int]]:
 def parse_completion(body: dict) -> CompletionRequest:
     if "prompt" not in body:
         raise bad_request("`prompt` is required.", "prompt")
-    return CompletionRequest(model=_model(body), prompts=_prompts(body["prompt"]), echo=_boolean(body, "echo"),
-                             params=_generation_params(body, chat=False))
+    echo = _boolean(body, "echo")
+    params = _generation_params(body, chat=False)
+    if echo and params.logits.logprobs is not None:  # the echoed prompt comes with its tokens' logprobs, as vLLM
+        wanted = max(params.logits.prompt_logprobs or 0, params.logits.logprobs)
+        params = replace(params, logits=replace(params.logits, prompt_logprobs=wanted))
+    return CompletionRequest(model=_model(body), prompts=_prompts(body["prompt"]), echo=echo,
+                             params=params if echo else _without_zero_max_tokens(params))
+
+
+def _without_zero_max_tokens(params: GenerationParams) -> GenerationParams:
+    if params.max_tokens == 0:
+        raise bad_request("`max_tokens` must be at least 1 (0 is only allowed with `echo` on /v1/completions).",
+                          "max_tokens")
+    return params
 
 
 @_shape_errors_are_bad_requests

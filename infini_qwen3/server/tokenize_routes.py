@@ -1,5 +1,7 @@
-"""vLLM's /tokenize and /detokenize: the token ids the server would run for a completion prompt or a chat
-(`messages`, templated exactly as /v1/chat/completions templates them), and the text of token ids."""
+"""vLLM's /tokenize, /detokenize and /tokenizer_info: the token ids the server would run for a completion prompt
+or a chat (`messages`, templated exactly as /v1/chat/completions templates them), the text of token ids, and
+the tokenizer's settings (lm-evaluation-harness's remote tokenizer reads its special tokens and chat template).
+Qwen3's tokenizer adds no special tokens of its own, so `add_special_tokens` changes nothing and is accepted."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .errors import APIError, bad_request
-from .plumbing import accept_post
+from .plumbing import accept_post, check_auth
 from .protocol import parse_chat, parse_completion, parse_detokenize, parse_json
 from .service import Service
 from .state import ServerState
@@ -30,6 +32,20 @@ def tokenize(service: Service, raw: bytes) -> dict:
     return {"count": len(ids), "max_model_len": service.context_length, "tokens": ids, "token_strs": None}
 
 
+def tokenizer_info(service: Service) -> dict:
+    """As vLLM: the checkpoint's tokenizer_config.json (less its added-token table), the chat template this
+    server renders, and the context length."""
+    config = {k: v for k, v in service.tokenizer.config.items() if k != "added_tokens_decoder"}
+
+    def token_text(value):
+        return value.get("content") if isinstance(value, dict) else value
+
+    return {**config, "eos_token": token_text(config.get("eos_token")),
+            "bos_token": token_text(config.get("bos_token")), "pad_token": token_text(config.get("pad_token")),
+            "chat_template": service.tokenizer.chat_template, "model_max_length": service.context_length,
+            "tokenizer_class": config.get("tokenizer_class", "Qwen2TokenizerFast")}
+
+
 def detokenize(service: Service, raw: bytes) -> dict:
     model, ids = parse_detokenize(parse_json(raw))
     service.check_model(model)
@@ -45,6 +61,18 @@ def _route(state: ServerState, work):
         except APIError as exc:
             return exc.response()
         return JSONResponse(result)
+
+    return handler
+
+
+def tokenizer_info_route(state: ServerState):
+    async def handler(request: Request) -> Response:
+        try:
+            check_auth(request, state.config)
+            service = state.ready()
+        except APIError as exc:
+            return exc.response()
+        return JSONResponse(tokenizer_info(service))
 
     return handler
 
