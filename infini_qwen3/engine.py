@@ -99,8 +99,9 @@ class Engine:
                     scheduler.cancel(item)
                 else:
                     scheduler.add(item)
-            self._publish()  # what the step is about to run counts as running or waiting meanwhile
             try:
+                scheduler.admit()  # first, so that while the step runs its requests count as running
+                self._publish()
                 scheduler.step()
             except Exception:  # a bug in the scheduler itself: fail what runs rather than die silently
                 log.exception("scheduler step failed")

@@ -136,7 +136,7 @@ class Scheduler:
     # -- one step --------------------------------------------------------------------------------------------
     def step(self) -> None:
         """Admits what fits, runs one batched model step over the plan, and delivers its tokens."""
-        self._admit()
+        self.admit()
         plan = self._plan()
         if not plan:
             return
@@ -209,7 +209,7 @@ class Scheduler:
         self._release(finished)
 
     # -- admission, planning, preemption ---------------------------------------------------------------------
-    def _admit(self) -> None:
+    def admit(self) -> None:
         """Preempted sequences first, then waiting ones, while the batch has room and the pool can hold the
         candidate's pending tokens (after its cached prefix) plus one block for each running sequence."""
         while len(self.running) < self.max_batch and (self.preempted or self.waiting):
