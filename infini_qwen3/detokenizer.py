@@ -20,7 +20,12 @@ class IncrementalDetokenizer:
         self.read = 0  # tokens whose text has been emitted
 
     def _decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=self.skip_special_tokens)
+        """Special tokens are dropped by id (tokenizer.hidden_ids), not by the tokenizer's special flags, so the
+        reasoning and tool-call delimiters reach the parsers whatever flags a checkpoint's tokenizer.json gives them."""
+        if self.skip_special_tokens:
+            hidden = self.tokenizer.hidden_ids
+            ids = [t for t in ids if t not in hidden]
+        return self.tokenizer.decode(ids, skip_special_tokens=False)
 
     def push(self, token: int) -> str:
         """Adds one token; returns the text that became final (possibly empty)."""

@@ -46,6 +46,10 @@ def _byte_decoder() -> dict[str, int]:
     return chars
 
 
+# Qwen3's reasoning and tool-call delimiters (single added tokens).
+DELIMITERS = ("<think>", "</think>", "<tool_call>", "</tool_call>")
+
+
 class Tokenizer:
     def __init__(self, fast: FastTokenizer, chat_template: str, config: dict):
         self.fast = fast
@@ -88,6 +92,18 @@ class Tokenizer:
     @cached_property
     def special_ids(self) -> frozenset[int]:
         return frozenset(t_id for t_id, tok in self.fast.get_added_tokens_decoder().items() if tok.special)
+
+    @cached_property
+    def delimiter_ids(self) -> frozenset[int]:
+        """The reasoning and tool-call delimiters, by id: Qwen's own tokenizer.json marks them non-special, some
+        converted checkpoints mark them special; either way the output parsers must see them."""
+        ids = (self.token_id(text) for text in DELIMITERS)
+        return frozenset(i for i in ids if i is not None)
+
+    @cached_property
+    def hidden_ids(self) -> frozenset[int]:
+        """Special tokens that stay out of generated text (<|im_end|> and the like), the delimiters excepted."""
+        return self.special_ids - self.delimiter_ids
 
     def encode(self, text: str) -> list[int]:
         """Plain text to ids; special-token text in it becomes the special token, no BOS is added (Qwen)."""
