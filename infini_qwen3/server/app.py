@@ -8,7 +8,6 @@ import contextlib
 import logging
 import threading
 import time
-from dataclasses import dataclass
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -22,17 +21,19 @@ from .. import __version__
 from ..output import OutputPiece
 from . import errors
 from .connections import QuietRepeats
+from .endpoints import CHAT, COMPLETIONS, Endpoint, Job
 from .errors import APIError
-from .generation import Generation, GenerationFailed
+from .generation import GenerationFailed
 from .plumbing import accept_post, check_auth
-from .protocol import parse_chat, parse_completion, parse_json
+from .protocol import parse_json
 from .request_id import RequestIdMiddleware
-from .responses import SSE_DONE, ChatRenderer, CompletionRenderer, LogprobFormat, Renderer, sse
 from .service import Service
 from .state import ServerState
 from .tokenize_routes import detokenize_route, tokenize_route, tokenizer_info_route
 
 log = logging.getLogger("infini_qwen3.server")
+
+ENDPOINTS = (CHAT, COMPLETIONS)
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -46,47 +47,7 @@ async def until_disconnect(request: Request, work: asyncio.Future) -> None:
             return
 
 
-# -- completions -----------------------------------------------------------------------------------------------
-@dataclass
-class Job:
-    """A started generation and the renderer of its endpoint's responses."""
-
-    generation: Generation
-    renderer: Renderer
-    stream: bool
-
-
-def prepare_job(service: Service, raw: bytes, chat: bool) -> Job:
-    """Everything a request needs before its generation starts: parsing, templating, tokenizing, checks. Long
-    for a large body, so it runs in a worker thread, off the event loop that streams everyone's tokens."""
-    body = parse_json(raw)
-    if chat:
-        request = parse_chat(body)
-        service.check_model(request.model)
-        prompt = service.chat_prompt(request)
-        prompts, param = [prompt.ids], "messages"
-    else:
-        request = parse_completion(body)
-        service.check_model(request.model)
-        prompt, prompts, param = None, service.completion_prompts(request), "prompt"
-    params = request.params
-    generation = service.generation("chatcmpl" if chat else "cmpl", prompts, params, param, chat=prompt)
-    shared = (generation.request_id, int(time.time()), service.info.served_name, params.include_usage,
-              len(generation.choices))
-    logprobs = LogprobFormat(service.tokenizer) if params.logits.logprobs is not None else None
-    # vLLM's prompt_logprobs field, when the request named it (echo + logprobs alone puts them in the legacy shape)
-    asked = body.get("prompt_logprobs") is not None
-    scoring = dict(prompts=[p for p in prompts for _ in range(params.n)],
-                   prompt_logprobs=LogprobFormat(service.tokenizer) if asked else None)
-    if chat:
-        renderer = ChatRenderer(*shared, logprobs=logprobs, reasoning=service.info.reasoning_parser is not None,
-                                **scoring)
-    else:
-        echo = ([service.tokenizer.decode(p) for p in prompts for _ in range(params.n)] if request.echo else None)
-        renderer = CompletionRenderer(*shared, logprobs=logprobs, echo_texts=echo, **scoring)
-    return Job(generation, renderer, params.stream)
-
-
+# -- generating endpoints (endpoints.py) -----------------------------------------------------------------------
 def finish_log(state: ServerState, job: Job, outcome: str) -> None:
     generation, timing = job.generation, job.generation.timing
     end = timing.last_token or time.monotonic()
@@ -107,25 +68,24 @@ def failure(exc: GenerationFailed) -> APIError:
 
 
 async def stream_job(state: ServerState, job: Job):
-    renderer = job.renderer
+    """The endpoint's event stream: its renderer frames the opening, each delta, the end and a failure."""
+    renderer, generation = job.renderer, job.generation
     outcome = "cancelled"  # until the stream ends on its own (a client that leaves cancels this generator)
     try:
-        for index in range(len(job.generation.choices)):
-            for chunk in renderer.opening(index):
-                yield sse(chunk)
+        for event in renderer.stream_opening():
+            yield event
         try:
-            async for delta in job.generation.deltas():
-                for chunk in renderer.chunks(delta.index, delta.piece, delta.prompt_logprobs):
-                    yield sse(chunk)
-            if renderer.include_usage:
-                yield sse(renderer.usage_chunk(job.generation.prompt_tokens, job.generation.completion_tokens,
-                                                   job.generation.cached_tokens))
+            async for delta in generation.deltas():
+                for event in renderer.stream_delta(delta.index, delta.piece, delta.prompt_logprobs):
+                    yield event
+            for event in renderer.stream_end(generation.usage()):
+                yield event
             outcome = "ok"
         except GenerationFailed as exc:
             outcome = "error"
-            log.error("%s failed while streaming: %s", job.generation.request_id, exc)
-            yield sse(failure(exc).body())
-        yield SSE_DONE
+            log.error("%s failed while streaming: %s", generation.request_id, exc)
+            for event in renderer.stream_failure(failure(exc), generation.usage()):
+                yield event
     finally:
         job.generation.cancel()
         state.live.discard(job.generation)
@@ -158,17 +118,19 @@ async def collect_job(state: ServerState, job: Job, request: Request) -> Respons
         job.generation.cancel()
         state.live.discard(job.generation)
         finish_log(state, job, outcome)
-    generation = job.generation
-    body = job.renderer.body(wholes, generation.prompt_tokens, generation.completion_tokens, generation.cached_tokens)
-    return JSONResponse(body)
+    return JSONResponse(job.renderer.body(wholes, job.generation.usage()))
 
 
-def completion_route(state: ServerState, chat: bool, endpoint: str):
+def generation_route(state: ServerState, route: Endpoint):
+    endpoint = route.label
+
+    def prepare(service: Service, raw: bytes) -> Job:
+        return route.prepare(service, parse_json(raw))
+
     async def handler(request: Request) -> Response:
         try:
             service, raw = await accept_post(state, request)
-            job = await asyncio.get_running_loop().run_in_executor(state.prompt_workers, prepare_job, service, raw,
-                                                                   chat)
+            job = await asyncio.get_running_loop().run_in_executor(state.prompt_workers, prepare, service, raw)
             job.generation.start()
             state.live.add(job.generation)
         except APIError as exc:
@@ -293,12 +255,10 @@ def create_app(state: ServerState) -> Starlette:
             state.service.engine.shutdown()
             state.service.model.close()
 
-    routes = []
-    for prefix in ("/v1", ""):  # jiuge's clients call /chat/completions without /v1
+    routes = [Route(prefix + endpoint.path, generation_route(state, endpoint), methods=["POST"])
+              for endpoint in ENDPOINTS for prefix in endpoint.aliases]
+    for prefix in ("/v1", ""):  # jiuge's clients call /models without /v1 too
         routes += [
-            Route(f"{prefix}/chat/completions", completion_route(state, True, "/v1/chat/completions"),
-                  methods=["POST"]),
-            Route(f"{prefix}/completions", completion_route(state, False, "/v1/completions"), methods=["POST"]),
             Route(f"{prefix}/models", models_route(state), methods=["GET"]),
             Route(f"{prefix}/models/{{model:path}}", model_route(state), methods=["GET"]),
         ]

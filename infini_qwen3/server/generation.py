@@ -49,11 +49,21 @@ class ChoiceSpec:
 
 
 @dataclass
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int  # prompt tokens read from the prefix cache
+    reasoning_tokens: int  # completion tokens of reasoning blocks
+
+
+@dataclass
 class _Choice:
     spec: ChoiceSpec
     engine_id: str
     tokens: int = 0
     cached_tokens: int = 0  # prompt tokens the engine found in the prefix cache
+    reasoning_tokens: int = 0  # tokens up to the one that closed its reasoning block
+    reasoned: bool = False  # some of its output was reasoning text
 
     @property
     def finish_reason(self) -> str | None:
@@ -74,8 +84,9 @@ class Timing:
 class Generation:
     def __init__(self, engine: Engine, request_id: str, specs: list[ChoiceSpec], sampling: SamplingParams, *,
                  prompt_tokens: int, seed: int | None, logits: LogitsOptions = LogitsOptions(),
-                 cache_salt: str | None = None):
+                 cache_salt: str | None = None, think_end: int | None = None):
         self.engine, self.request_id, self.logits, self.cache_salt = engine, request_id, logits, cache_salt
+        self.think_end = think_end  # the token id that closes a reasoning block (</think>)
         self.prompt_tokens = prompt_tokens  # each prompt counts once, however many choices (n) it has
         self.sampling, self.seed = sampling, seed
         self.choices = [_Choice(spec, f"{request_id}-{i}") for i, spec in enumerate(specs)]
@@ -87,6 +98,10 @@ class Generation:
     @property
     def completion_tokens(self) -> int:
         return sum(c.tokens for c in self.choices)
+
+    def usage(self) -> Usage:
+        reasoning = sum(c.reasoning_tokens or (c.tokens if c.reasoned else 0) for c in self.choices)
+        return Usage(self.prompt_tokens, self.completion_tokens, self.cached_tokens, reasoning)
 
     @property
     def cached_tokens(self) -> int:
@@ -150,8 +165,12 @@ class Generation:
         now = time.monotonic()
         self.timing.first_token = self.timing.first_token or now
         self.timing.last_token = now
-        self.choices[index].tokens += 1
-        self.choices[index].cached_tokens = event.cached_tokens
+        choice = self.choices[index]
+        choice.tokens += 1
+        choice.cached_tokens = event.cached_tokens
+        if event.token == self.think_end and not choice.reasoning_tokens:
+            choice.reasoning_tokens = choice.tokens
+        choice.reasoned = choice.reasoned or bool(event.piece.reasoning)
         piece = event.piece
         if piece.finish_reason:
             self._open.discard(index)

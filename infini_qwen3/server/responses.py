@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 
-def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int) -> dict:
-    """cached_tokens: prompt tokens whose KV came from the prefix cache instead of being computed."""
-    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": cached_tokens}}
+def usage(counts) -> dict:
+    """Chat and completions usage from a generation.Usage; cached_tokens: prompt tokens whose KV came from the
+    prefix cache instead of being computed."""
+    return {"prompt_tokens": counts.prompt_tokens, "completion_tokens": counts.completion_tokens,
+            "total_tokens": counts.prompt_tokens + counts.completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": counts.cached_tokens}}
 
 
 def sse(data: dict | str) -> bytes:
@@ -44,10 +45,24 @@ class Renderer:
             chunk["usage"] = None
         return chunk
 
-    def usage_chunk(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int) -> dict:
+    def usage_chunk(self, counts) -> dict:
         chunk = self._chunk([])
-        chunk["usage"] = usage(prompt_tokens, completion_tokens, cached_tokens)
+        chunk["usage"] = usage(counts)
         return chunk
+
+    # -- the stream's framing (chat and completions: data-only SSE chunks, then [DONE]) --------------------------
+    def stream_opening(self) -> list[bytes]:
+        return [sse(chunk) for index in range(self.choices) for chunk in self.opening(index)]
+
+    def stream_delta(self, index: int, piece, prompt_logprobs: list | None = None) -> list[bytes]:
+        return [sse(chunk) for chunk in self.chunks(index, piece, prompt_logprobs)]
+
+    def stream_end(self, counts) -> list[bytes]:
+        return ([sse(self.usage_chunk(counts))] if self.include_usage else []) + [SSE_DONE]
+
+    def stream_failure(self, error, counts) -> list[bytes]:
+        """An error mid-stream: OpenAI's error body as a data event, then [DONE]."""
+        return [sse(error.body()), SSE_DONE]
 
     def chunks(self, index: int, piece, prompt_logprobs: list | None = None) -> list[dict]:
         """The chunks for one piece of a choice's output (an output.OutputPiece): its text, then the finish chunk
@@ -78,7 +93,7 @@ class Renderer:
         scored = self.scored[index]
         return None if scored is None else self.prompt_format.vllm_prompt(self.prompts[index], scored)
 
-    def body(self, wholes: list, prompt_tokens: int, completion_tokens: int, cached_tokens: int) -> dict:
+    def body(self, wholes: list, counts) -> dict:
         """The non-streamed response from each choice's whole output (OutputPieces accumulated)."""
         choices = []
         for index, whole in enumerate(wholes):
@@ -88,7 +103,7 @@ class Renderer:
                 choice["logprobs"] = self._whole_logprobs(index, whole.logprobs)
             choices.append(choice)
         body = {"id": self.request_id, "object": self.object_name, "created": self.created, "model": self.model,
-                "choices": choices, "usage": usage(prompt_tokens, completion_tokens, cached_tokens)}
+                "choices": choices, "usage": usage(counts)}
         if self.prompt_format is not None:
             for index in range(self.choices):
                 self._attach_prompt_logprobs(choices[index], body, index)

@@ -173,4 +173,4 @@ class Service:
                  for j in range(params.n)]
         return Generation(self.engine, f"{kind}-{uuid.uuid4().hex}", specs, self.sampling_for(params),
                           prompt_tokens=sum(len(p) for p in prompts), seed=params.seed, logits=params.logits,
-                          cache_salt=params.cache_salt)
+                          cache_salt=params.cache_salt, think_end=self.tokenizer.token_id("</think>"))
