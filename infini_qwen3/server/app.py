@@ -27,13 +27,14 @@ from .generation import GenerationFailed
 from .plumbing import accept_post, check_auth
 from .protocol import parse_json
 from .request_id import RequestIdMiddleware
+from .responses_api import RESPONSES
 from .service import Service
 from .state import ServerState
 from .tokenize_routes import detokenize_route, tokenize_route, tokenizer_info_route
 
 log = logging.getLogger("infini_qwen3.server")
 
-ENDPOINTS = (CHAT, COMPLETIONS)
+ENDPOINTS = (CHAT, COMPLETIONS, RESPONSES)
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 

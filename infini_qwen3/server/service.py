@@ -149,8 +149,8 @@ class Service:
 
     def generation(self, kind: str, prompts: list[list[int]], params: GenerationParams, param: str,
                    chat: ChatPrompt | None = None) -> Generation:
-        """The checked, not yet started generation (its start() belongs on the event loop). kind "chatcmpl" or
-        "cmpl": the id prefix. Choice i * n + j is choice j of prompt i (OpenAI's order)."""
+        """The checked, not yet started generation (its start() belongs on the event loop). kind "chatcmpl",
+        "cmpl" or "resp": the id prefix. Choice i * n + j is choice j of prompt i (OpenAI's order)."""
         choices = len(prompts) * params.n
         if choices > self.engine.max_queue:  # 429 would tell the client to retry something that never fits
             raise bad_request(f"This request asks for {choices} choices (prompts x n); this server queues at most "
