@@ -110,3 +110,47 @@ def test_chat_bodies_never_5xx(http, body):
 @given(body=bodies(chat=False))
 def test_completion_bodies_never_5xx(http, body):
     check(http, "/v1/completions", body)
+
+
+input_item = (good_message
+              | st.fixed_dictionaries({"type": st.just("function_call"), "call_id": short_text, "name": short_text,
+                                       "arguments": st.just("{}") | text})
+              | st.fixed_dictionaries({"type": st.just("function_call_output"), "call_id": short_text,
+                                       "output": text})
+              | st.fixed_dictionaries({"type": st.just("reasoning"), "summary": st.just([])}))
+RESPONSES_FIELDS = {
+    "model": FIELDS["model"], "temperature": FIELDS["temperature"], "top_p": FIELDS["top_p"],
+    "stream": FIELDS["stream"], "user": FIELDS["user"], "seed": FIELDS["seed"],
+    "instructions": mostly(text, junk),
+    "tools": mostly(st.just([{"type": "function", "name": "f", "parameters": {"type": "object"}}]),
+                    st.lists(junk, max_size=2) | junk),
+    "tool_choice": mostly(st.sampled_from(["auto", "none"]) | st.just({"type": "function", "name": "f"}), junk),
+    "text": mostly(st.just({"format": {"type": "text"}}) | st.just({"format": {"type": "json_object"}}), junk),
+    "reasoning": mostly(st.fixed_dictionaries({"effort": st.sampled_from(["minimal", "low", "high"])}), junk),
+    "store": mostly(st.booleans(), junk), "metadata": mostly(st.just({"k": "v"}), junk),
+    "parallel_tool_calls": mostly(st.booleans(), junk),
+    "previous_response_id": mostly(st.none(), short_text | junk),
+}
+
+
+@st.composite
+def responses_bodies(draw):
+    body = {name: draw(strategy) for name, strategy in RESPONSES_FIELDS.items() if draw(st.integers(0, 3)) == 0}
+    body["input"] = draw(mostly(text | st.lists(input_item, min_size=1, max_size=3),
+                                st.lists(input_item | junk, max_size=3) | junk))
+    body["max_output_tokens"] = draw(mostly(small_tokens, st.integers(-3, 0) | junk))
+    return body
+
+
+@FUZZ
+@given(body=responses_bodies())
+def test_responses_bodies_never_5xx(http, body):
+    payload = json.dumps(body, allow_nan=True)
+    response = http.post("/v1/responses", content=payload, headers={"content-type": "application/json"})
+    assert response.status_code < 500, f"{response.status_code} for {payload}: {response.text}"
+    if response.status_code >= 400:
+        assert set(response.json()["error"]) == {"message", "type", "param", "code"}
+    elif response.headers["content-type"].startswith("text/event-stream"):
+        assert "event: response.completed" in response.text and "response.failed" not in response.text
+    else:
+        assert response.json()["object"] == "response"

@@ -20,12 +20,12 @@ from starlette.routing import Route
 from .. import __version__
 from ..output import OutputPiece
 from . import errors
+from .body_fields import parse_json
 from .connections import QuietRepeats
 from .endpoints import CHAT, COMPLETIONS, Endpoint, Job
 from .errors import APIError
 from .generation import GenerationFailed
 from .plumbing import accept_post, check_auth
-from .protocol import parse_json
 from .request_id import RequestIdMiddleware
 from .responses_api import RESPONSES
 from .service import Service

@@ -1,4 +1,5 @@
-"""Validation of /v1/chat/completions and /v1/completions bodies into typed requests.
+"""Validation of /v1/chat/completions and /v1/completions bodies into typed requests (the field readers are in
+body_fields.py, the structured-output constraints in structured.py; /v1/responses maps onto the chat request).
 
 Every malformed field is a 400 in OpenAI's error shape naming the field (`param`); nothing a client sends can
 raise anything else. Unknown fields are ignored, as vLLM does. Parameters that belong to features not built
@@ -6,14 +7,14 @@ yet are refused by name rather than silently ignored."""
 
 from __future__ import annotations
 
-import json
 import math
-import re
 from dataclasses import dataclass, field, replace
 
-from ..constraints import Answer, choice_answer, grammar_answer, json_answer, regex_answer
+from ..constraints import Answer
 from ..logits import LogitsOptions
+from .body_fields import ASCII_INTEGER, boolean, integer, is_int, model_name, number, token_ids
 from .errors import APIError, bad_request
+from .structured import answer_of
 
 MAX_N = 16
 MAX_STOP = 4
@@ -66,81 +67,6 @@ class CompletionRequest:
     params: GenerationParams
 
 
-LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-ASCII_INTEGER = re.compile(r"[0-9]+")
-
-
-def parse_json(raw: bytes) -> dict:
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise bad_request(f"The body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise bad_request("The body must be a JSON object.")
-    _refuse_lone_surrogates(body)
-    return body
-
-
-def _refuse_lone_surrogates(body: dict) -> None:
-    """JSON's \\uD800-\\uDFFF escapes decode to lone surrogates, which no UTF-8 text (and no tokenizer) accepts."""
-    pending = [body]
-    while pending:
-        value = pending.pop()
-        if isinstance(value, dict):
-            pending += value.keys()
-            pending += value.values()
-        elif isinstance(value, list):
-            pending += value
-        # isascii is one fast pass: a megabyte prompt of plain text skips the regex scan, which holds the GIL
-        elif isinstance(value, str) and not value.isascii() and LONE_SURROGATE.search(value):
-            raise bad_request("The body contains a lone UTF-16 surrogate (\\ud800-\\udfff): not valid Unicode.")
-
-
-# -- typed field readers ----------------------------------------------------------------------------------------
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _number(body: dict, name: str, low: float, high: float, *, low_open: bool = False) -> float | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if not (_is_int(value) or isinstance(value, float)) or not math.isfinite(value):
-        raise bad_request(f"`{name}` must be a number.", name)
-    if value < low or value > high or (low_open and value == low):
-        interval = f"{'(' if low_open else '['}{low:g}, {high:g}]"
-        raise bad_request(f"`{name}` must be in {interval}; got {value}.", name)
-    return float(value)
-
-
-def _integer(body: dict, name: str, low: int, high: int | None = None) -> int | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if not _is_int(value):
-        raise bad_request(f"`{name}` must be an integer.", name)
-    if value < low or (high is not None and value > high):
-        bound = f"at least {low}" if high is None else f"between {low} and {high}"
-        raise bad_request(f"`{name}` must be {bound}; got {value}.", name)
-    return value
-
-
-def _boolean(body: dict, name: str, default: bool = False) -> bool:
-    value = body.get(name)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise bad_request(f"`{name}` must be true or false.", name)
-    return value
-
-
-def _model(body: dict) -> str | None:
-    value = body.get("model")
-    if value is not None and not isinstance(value, str):
-        raise bad_request("`model` must be a string.", "model")
-    return value
-
-
 def _stop(body: dict) -> list[str]:
     value = body.get("stop")
     if value is None:
@@ -155,12 +81,6 @@ def _stop(body: dict) -> list[str]:
     return list(dict.fromkeys(stops))
 
 
-def _token_ids(value, name: str) -> list[int]:
-    if not isinstance(value, list) or not all(_is_int(t) and t >= 0 for t in value):
-        raise bad_request(f"`{name}` must be a list of non-negative token ids.", name)
-    return value
-
-
 def _refuse_unbuilt(body: dict) -> None:
     """Fields of features this server does not have: refused by name instead of silently ignored."""
     inactive = {
@@ -172,80 +92,6 @@ def _refuse_unbuilt(body: dict) -> None:
             raise bad_request(f"`{name}` is not supported by this server.", name)
 
 
-def _response_format(body: dict) -> Answer | None:
-    """OpenAI's response_format: a JSON schema the answer follows (json_object: any object), or None for text."""
-    value = body.get("response_format")
-    if value is None:
-        return None
-    kind = value.get("type") if isinstance(value, dict) else None
-    if kind == "text":
-        return None
-    if kind == "json_object":
-        return json_answer({"type": "object"}, "response_format")
-    if kind == "json_schema":
-        spec = value.get("json_schema")
-        schema = spec.get("schema") if isinstance(spec, dict) else None
-        if not isinstance(schema, dict):
-            raise bad_request("`response_format.json_schema.schema` must be a JSON Schema object.", "response_format")
-        return json_answer(schema, "response_format")
-    raise bad_request("`response_format.type` must be \"text\", \"json_object\" or \"json_schema\".", "response_format")
-
-
-# vLLM's structured outputs: `structured_outputs: {json | regex | choice | grammar | json_object}`, and the older
-# top-level guided_* fields for the same. Whitespace options are accepted and moot (the JSON is always compact).
-STRUCTURED_KINDS = ("json", "regex", "choice", "grammar", "json_object")
-GUIDED_FIELDS = {"guided_json": "json", "guided_regex": "regex", "guided_choice": "choice",
-                 "guided_grammar": "grammar"}
-STRUCTURED_MOOT = {"disable_any_whitespace", "whitespace_pattern", "disable_fallback", "backend"}
-
-
-def _structured(kind: str, value, param: str) -> Answer:
-    try:
-        if kind == "json":
-            schema = json.loads(value) if isinstance(value, str) else value
-            if not isinstance(schema, dict):
-                raise ValueError("it must be a JSON Schema object (or its JSON text)")
-            return json_answer(schema, param)
-        if kind == "json_object":
-            if value is not True:
-                raise ValueError("it must be true")
-            return json_answer({"type": "object"}, param)
-        if kind == "choice":
-            if not isinstance(value, list) or not value or not all(isinstance(c, str) and c for c in value):
-                raise ValueError("it must be a non-empty list of non-empty strings")
-            return choice_answer(value, param)
-        if not isinstance(value, str) or not value:
-            raise ValueError("it must be a non-empty string")
-        return regex_answer(value, param) if kind == "regex" else grammar_answer(value, param)
-    except (ValueError, RecursionError) as exc:
-        raise bad_request(f"`{param}` cannot be used: {exc}", param) from None
-
-
-def _answer(body: dict) -> Answer | None:
-    """What the answer must be: response_format, structured_outputs or a guided_* field (at most one)."""
-    found = []
-    answer = _response_format(body)
-    if answer is not None:
-        found.append(answer)
-    options = body.get("structured_outputs")
-    if options is not None:
-        if not isinstance(options, dict):
-            raise bad_request("`structured_outputs` must be an object.", "structured_outputs")
-        for key, value in options.items():
-            if key in STRUCTURED_KINDS:
-                if value is not None and value is not False:
-                    found.append(_structured(key, value, f"structured_outputs.{key}"))
-            elif key not in STRUCTURED_MOOT and value not in (None, False):
-                raise bad_request(f"`structured_outputs.{key}` is not supported by this server.", "structured_outputs")
-    for name, kind in GUIDED_FIELDS.items():
-        if body.get(name) is not None:
-            found.append(_structured(kind, body[name], name))
-    if len(found) > 1:
-        raise bad_request(f"Give one constraint; this request has {len(found)} ({', '.join(a.param for a in found)}).",
-                          found[1].param)
-    return found[0] if found else None
-
-
 def _logit_bias(body: dict) -> tuple[tuple[int, float], ...]:
     bias = body.get("logit_bias")
     if bias is None:
@@ -255,7 +101,7 @@ def _logit_bias(body: dict) -> tuple[tuple[int, float], ...]:
     out = []
     for key, value in bias.items():
         key_ok = isinstance(key, str) and ASCII_INTEGER.fullmatch(key)
-        if not key_ok or not (_is_int(value) or isinstance(value, float)) or not math.isfinite(value) \
+        if not key_ok or not (is_int(value) or isinstance(value, float)) or not math.isfinite(value) \
                 or not -100 <= value <= 100:
             raise bad_request("`logit_bias` keys must be token ids and values numbers in [-100, 100].", "logit_bias")
         out.append((int(key), float(value)))
@@ -265,45 +111,45 @@ def _logit_bias(body: dict) -> tuple[tuple[int, float], ...]:
 def _logprobs(body: dict, chat: bool) -> int | None:
     """How many alternatives per token, or None when logprobs are not asked for."""
     if chat:
-        wanted = _boolean(body, "logprobs")
-        top = _integer(body, "top_logprobs", 0, MAX_LOGPROBS)
+        wanted = boolean(body, "logprobs")
+        top = integer(body, "top_logprobs", 0, MAX_LOGPROBS)
         if top is not None and not wanted:
             raise bad_request("`top_logprobs` needs `logprobs: true`.", "top_logprobs")
         return (top or 0) if wanted else None
-    return _integer(body, "logprobs", 0, MAX_LOGPROBS)
+    return integer(body, "logprobs", 0, MAX_LOGPROBS)
 
 
 def _logits_options(body: dict, chat: bool) -> LogitsOptions:
     return LogitsOptions(
-        presence_penalty=_number(body, "presence_penalty", -2, 2) or 0.0,
-        frequency_penalty=_number(body, "frequency_penalty", -2, 2) or 0.0,
-        repetition_penalty=_number(body, "repetition_penalty", 0, 10, low_open=True) or 1.0,
+        presence_penalty=number(body, "presence_penalty", -2, 2) or 0.0,
+        frequency_penalty=number(body, "frequency_penalty", -2, 2) or 0.0,
+        repetition_penalty=number(body, "repetition_penalty", 0, 10, low_open=True) or 1.0,
         logit_bias=_logit_bias(body),
-        min_p=_number(body, "min_p", 0, 1) or 0.0,
+        min_p=number(body, "min_p", 0, 1) or 0.0,
         logprobs=_logprobs(body, chat),
-        prompt_logprobs=_integer(body, "prompt_logprobs", 0, MAX_LOGPROBS),  # vLLM's extension
+        prompt_logprobs=integer(body, "prompt_logprobs", 0, MAX_LOGPROBS),  # vLLM's extension
     )
 
 
 def _generation_params(body: dict, chat: bool) -> GenerationParams:
     _refuse_unbuilt(body)
-    max_tokens = _integer(body, "max_tokens", 0)  # 0 only where the prompt itself is the answer (echo)
-    max_completion_tokens = _integer(body, "max_completion_tokens", 1)
-    n = _integer(body, "n", 1, MAX_N)
-    best_of = _integer(body, "best_of", 1)
+    max_tokens = integer(body, "max_tokens", 0)  # 0 only where the prompt itself is the answer (echo)
+    max_completion_tokens = integer(body, "max_completion_tokens", 1)
+    n = integer(body, "n", 1, MAX_N)
+    best_of = integer(body, "best_of", 1)
     if best_of is not None and best_of != (n or 1):
         raise bad_request("`best_of` other than `n` is not supported.", "best_of")
-    top_k = _integer(body, "top_k", -1)
-    stream = _boolean(body, "stream")
+    top_k = integer(body, "top_k", -1)
+    stream = boolean(body, "stream")
     options = body.get("stream_options")
     if options is not None:
         if not isinstance(options, dict):
             raise bad_request("`stream_options` must be an object.", "stream_options")
         if not stream:
             raise bad_request("`stream_options` is only allowed when `stream` is true.", "stream_options")
-    include_usage = _boolean(options or {}, "include_usage")
+    include_usage = boolean(options or {}, "include_usage")
     stop_token_ids = body.get("stop_token_ids")
-    seed = _integer(body, "seed", INT64_MIN, UINT64_MAX)
+    seed = integer(body, "seed", INT64_MIN, UINT64_MAX)
     user = body.get("user")
     if user is not None and not isinstance(user, str):
         raise bad_request("`user` must be a string.", "user")
@@ -312,17 +158,17 @@ def _generation_params(body: dict, chat: bool) -> GenerationParams:
         raise bad_request("`cache_salt` must be a non-empty string.", "cache_salt")
     return GenerationParams(
         max_tokens=max_completion_tokens if max_completion_tokens is not None else max_tokens,
-        temperature=_number(body, "temperature", 0, 2),
-        top_p=_number(body, "top_p", 0, 1, low_open=True),
+        temperature=number(body, "temperature", 0, 2),
+        top_p=number(body, "top_p", 0, 1, low_open=True),
         top_k=None if top_k is None else (0 if top_k <= 0 else top_k),  # -1 and 0: no limit (vLLM)
         n=n or 1,
         stop=_stop(body),
-        stop_token_ids=[] if stop_token_ids is None else _token_ids(stop_token_ids, "stop_token_ids"),
+        stop_token_ids=[] if stop_token_ids is None else token_ids(stop_token_ids, "stop_token_ids"),
         seed=seed,
         stream=stream,
         include_usage=include_usage,
         logits=_logits_options(body, chat),
-        answer=_answer(body),
+        answer=answer_of(body),
         cache_salt=cache_salt,
     )
 
@@ -431,7 +277,7 @@ def _tool_choice(body: dict, tools: list[dict] | None) -> str | dict:
     return {"type": "function", "function": {"name": name}}
 
 
-def _shape_errors_are_bad_requests(parse):
+def shape_errors_are_bad_requests(parse):
     """A parser reads only the body: whatever it trips over (a nested value of an unexpected type that a reader
     does not check) is the request's fault, answered 400, never 500."""
 
@@ -447,14 +293,14 @@ def _shape_errors_are_bad_requests(parse):
     return parse_body
 
 
-@_shape_errors_are_bad_requests
+@shape_errors_are_bad_requests
 def parse_chat(body: dict) -> ChatRequest:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise bad_request("`messages` must be a non-empty list.", "messages")
     tools = _tools(body)
     return ChatRequest(
-        model=_model(body),
+        model=model_name(body),
         messages=[_message(i, m) for i, m in enumerate(messages)],
         template_kwargs=_template_kwargs(body),
         params=_without_zero_max_tokens(_generation_params(body, chat=True)),
@@ -470,24 +316,24 @@ def _prompts(value) -> list[str | list[int]]:
     if isinstance(value, list) and value:
         if all(isinstance(p, str) for p in value):
             return list(value)
-        if all(_is_int(t) for t in value):
-            return [_token_ids(value, "prompt")]
+        if all(is_int(t) for t in value):
+            return [token_ids(value, "prompt")]
         if all(isinstance(p, list) for p in value):
-            return [_token_ids(p, "prompt") for p in value]
+            return [token_ids(p, "prompt") for p in value]
     raise bad_request("`prompt` must be a string, a list of strings, a list of token ids or a list of such "
                       "lists, and not empty.", "prompt")
 
 
-@_shape_errors_are_bad_requests
+@shape_errors_are_bad_requests
 def parse_completion(body: dict) -> CompletionRequest:
     if "prompt" not in body:
         raise bad_request("`prompt` is required.", "prompt")
-    echo = _boolean(body, "echo")
+    echo = boolean(body, "echo")
     params = _generation_params(body, chat=False)
     if echo and params.logits.logprobs is not None:  # the echoed prompt comes with its tokens' logprobs, as vLLM
         wanted = max(params.logits.prompt_logprobs or 0, params.logits.logprobs)
         params = replace(params, logits=replace(params.logits, prompt_logprobs=wanted))
-    return CompletionRequest(model=_model(body), prompts=_prompts(body["prompt"]), echo=echo,
+    return CompletionRequest(model=model_name(body), prompts=_prompts(body["prompt"]), echo=echo,
                              params=params if echo else _without_zero_max_tokens(params))
 
 
@@ -498,11 +344,11 @@ def _without_zero_max_tokens(params: GenerationParams) -> GenerationParams:
     return params
 
 
-@_shape_errors_are_bad_requests
+@shape_errors_are_bad_requests
 def parse_detokenize(body: dict) -> tuple[str | None, list[int]]:
     """/detokenize: (model, token ids)."""
-    return _model(body), _token_ids(body.get("tokens"), "tokens")
+    return model_name(body), token_ids(body.get("tokens"), "tokens")
 
 
 __all__ = ["APIError", "ChatRequest", "CompletionRequest", "GenerationParams", "parse_chat", "parse_completion",
-           "parse_detokenize", "parse_json"]
+           "parse_detokenize", "shape_errors_are_bad_requests"]

@@ -15,7 +15,7 @@ import uuid
 
 from .endpoints import Endpoint, Job
 from .errors import bad_request
-from .protocol import parse_chat
+from .protocol import parse_chat, shape_errors_are_bad_requests
 from .responses import Renderer
 from .service import Service
 
@@ -128,6 +128,7 @@ def _response_format(text) -> dict | None:
     raise bad_request("`text.format.type` must be \"text\", \"json_object\" or \"json_schema\".", "text")
 
 
+@shape_errors_are_bad_requests
 def chat_body(body: dict) -> dict:
     """The chat completions request this Responses request is."""
     for name, why in REFUSED.items():

@@ -10,9 +10,10 @@ import asyncio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from .body_fields import parse_json
 from .errors import APIError, bad_request
 from .plumbing import accept_post, check_auth
-from .protocol import parse_chat, parse_completion, parse_detokenize, parse_json
+from .protocol import parse_chat, parse_completion, parse_detokenize
 from .service import Service
 from .state import ServerState
 
