@@ -143,5 +143,16 @@ class Tokenizer:
         except (jinja2.TemplateError, TypeError, AttributeError, KeyError, IndexError) as exc:
             raise TemplateError(f"the chat template failed on these messages: {exc}") from exc
 
-    def encode_chat(self, messages: list[dict], **kwargs) -> list[int]:
-        return self.encode(self.render_chat(messages, **kwargs))
+    @cached_property
+    def chat_tokens(self):
+        from .chat_tokens import ChatTokens
+
+        return ChatTokens(self)
+
+    def encode_chat(self, messages: list[dict], special_tokens: str = "text", **kwargs) -> list[int]:
+        """The chat's prompt ids. special_tokens "text": control tokens only where the template writes them, the
+        request's strings always text (chat_tokens.py); "parse": the rendered text encoded as a whole, so
+        control-token strings in the data become control tokens too."""
+        if special_tokens == "parse":
+            return self.encode(self.render_chat(messages, **kwargs))
+        return self.chat_tokens.encode(self.chat_tokens.render(messages, **kwargs))

@@ -60,6 +60,9 @@ def add_serve_parser(subparsers) -> None:
                    help="qwen3: <think>...</think> goes to reasoning_content (default); none: left in content")
     p.add_argument("--enable-thinking", default="true", choices=["true", "false"],
                    help="default of chat_template_kwargs.enable_thinking for requests that do not set it")
+    p.add_argument("--chat-special-tokens", default="text", choices=["text", "parse"],
+                   help="text: control tokens in a chat prompt come only from the chat template, the request's strings "
+                        "are always text (default); parse: control-token strings in messages become control tokens")
     p.set_defaults(run=run_serve)
 
 
@@ -107,7 +110,8 @@ def make_loader(args):
         name = args.served_model_name or (DEMO_NAME if demo else args.model)
         info = ServiceInfo(served_name=name, demo=demo,
                            reasoning_parser=None if args.reasoning_parser == "none" else args.reasoning_parser,
-                           enable_thinking=args.enable_thinking == "true")
+                           enable_thinking=args.enable_thinking == "true",
+                           chat_special_tokens=args.chat_special_tokens)
         return Service(model, engine, info)
 
     return load

@@ -24,6 +24,7 @@ class ServiceInfo:
     demo: bool = False  # the embedded demo checkpoint (random weights) is being served
     reasoning_parser: str | None = "qwen3"  # None: <think> blocks stay in content
     enable_thinking: bool = True  # the default of chat_template_kwargs.enable_thinking
+    chat_special_tokens: str = "text"  # "text": a request's strings never become control tokens; "parse": they do
 
 
 @dataclass
@@ -58,15 +59,20 @@ class Service:
         kwargs = {"enable_thinking": self.info.enable_thinking, **request.template_kwargs}
         tools = request.tools if request.tool_choice != "none" else None
         try:
-            text = self.tokenizer.render_chat(request.messages, tools=tools, **kwargs)
+            if self.info.chat_special_tokens == "parse":
+                markup = text = self.tokenizer.render_chat(request.messages, tools=tools, **kwargs)
+            else:  # the template's markup with the data's control-token strings as placeholders (chat_tokens.py)
+                rendered = self.tokenizer.chat_tokens.render(request.messages, tools=tools, **kwargs)
+                markup, text = rendered.marked, rendered.text
         except TemplateError as exc:
             raise bad_request(str(exc), "messages") from None
         answer = request.params.answer
         if tools:
             answer = tool_calls_answer(tools, request.tool_choice, answer)
-        state = reasoning_state_after(text) if self.info.reasoning_parser else None
-        return ChatPrompt(self._nonempty(self._encode(text, "messages"), "messages"), state, tools is not None,
-                          answer)
+        state = reasoning_state_after(markup) if self.info.reasoning_parser else None
+        self._check_size(text, "messages")
+        ids = self.tokenizer.encode(text) if markup is text else self.tokenizer.chat_tokens.encode(rendered)
+        return ChatPrompt(self._nonempty(ids, "messages"), state, tools is not None, answer)
 
     def completion_prompts(self, request: CompletionRequest) -> list[list[int]]:
         prompts = []
@@ -79,15 +85,18 @@ class Service:
         return prompts
 
     def _encode(self, text: str, param: str) -> list[int]:
-        """Tokenizes, unless the text is so long that it cannot fit the context whatever its tokens (no token
-        is longer than the tokenizer's longest): a huge body is refused without seconds of tokenizing."""
+        self._check_size(text, param)
+        return self.tokenizer.encode(text)
+
+    def _check_size(self, text: str, param: str) -> None:
+        """Refuses a text so long that it cannot fit the context whatever its tokens (no token is longer than the
+        tokenizer's longest) before tokenizing it: a huge body is refused without seconds of tokenizing."""
         size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
         fewest = -(-size // self.tokenizer.max_token_bytes)
         if fewest >= self.context_length:
             raise context_length_exceeded(
                 f"This model's maximum context length is {self.context_length} tokens; the prompt has {size} bytes, "
                 f"at least {fewest} tokens.", param)
-        return self.tokenizer.encode(text)
 
     def grammars(self) -> Grammars:
         """llguidance's view of the tokenizer, built on the first constrained request (about 2 s), then kept."""
