@@ -13,7 +13,8 @@ from harness.fixtures.device import TEST_DEVICE
 from infini_qwen3 import _native
 
 TORCH_DTYPES = {torch.float16: 12, torch.float32: 13, torch.bfloat16: 19, torch.int32: 5, torch.int64: 6,
-                torch.uint32: 9}
+                torch.uint32: 9, torch.int8: 3, torch.uint8: 7}
+WEIGHT_INT8, WEIGHT_F8_E4M3 = 0, 1  # infiniopWeightFormat_t (patch 0024)
 ROPE_GPT_J, ROPE_GPT_NEOX = 0, 1
 
 
@@ -164,6 +165,11 @@ class Infiniop:
                   (*[ctypes.c_void_p(p.data_ptr()) for p in on_device], ctypes.c_int(batch)),
                   destroy="RandomSample", workspace_of="RandomSample")
         return result.tolist()
+
+    def weight_only_gemm(self, c, a, b, scales, weight_format, block_n, block_k, alpha=1.0, beta=0.0):  # patch 0024
+        self._run("WeightOnlyGemm", [c, a, b, scales],
+                  (ctypes.c_int(weight_format), ctypes.c_size_t(block_n), ctypes.c_size_t(block_k)),
+                  (ctypes.c_float(alpha), ctypes.c_float(beta)))
 
     def silu_and_mul(self, out, fused):  # patch 0013
         self._run("SiluAndMul", [out, fused], (), ())

@@ -92,9 +92,9 @@ def test_gemm_bf16_shapes_with_tails(ops, m, n, k, layout):
 
 def run_in_process_with(environment: dict[str, str], *tests: str) -> None:
     """Runs tests of this file in a new process with `environment` added (InfiniCore reads its CPU switches once
-    per process) and fails with its output if any fails."""
+    per process) and fails with its output if any fails. A test of another file is named by its full id."""
     env = {**os.environ, **environment}
-    ids = [f"{Path(__file__).relative_to(REPO)}::{name}" for name in tests]
+    ids = [name if "::" in name else f"{Path(__file__).relative_to(REPO)}::{name}" for name in tests]
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *ids], cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:]

@@ -1,0 +1,78 @@
+"""weight_only_gemm (patch 0024): c = alpha * a . dequant(b)^T + beta * c with int8 weights and per-group scales
+(GPTQ-Int8) or FP8 E4M3 weights and per-block scales (fine-grained FP8), against float64 with the weights
+dequantized by torch; the direct path (up to 16 rows of a) and the dequantize + GEMM path, odd shapes, group and
+block tails, F32 and BF16, on every CPU tier the machine has (lower ones forced by INFINICORE_CPU_ISA)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from harness.bench.tiers import CPU_TIER_FLAGS, cpu_flags
+
+from .infiniop import WEIGHT_F8_E4M3, WEIGHT_INT8, Infiniop
+from .test_infiniop_ops import TOL, rel_err, run_in_process_with
+
+E4M3_NAN = (0x7F, 0xFF)
+
+
+@pytest.fixture(scope="module")
+def ops() -> Infiniop:
+    return Infiniop()
+
+
+def quantized(n: int, k: int, weight_format: int, block_n: int, block_k: int, g: torch.Generator):
+    """(b, scales, dequantized b in float64) for random 8-bit weights."""
+    groups = (-(-n // block_n), -(-k // block_k))
+    scales = torch.rand(groups, generator=g) * 0.02 + 0.001
+    if weight_format == WEIGHT_INT8:
+        b = torch.randint(-128, 128, (n, k), generator=g, dtype=torch.int8)
+        values = b.double()
+    else:
+        b = torch.randint(0, 256, (n, k), generator=g, dtype=torch.uint8)
+        b[(b == E4M3_NAN[0]) | (b == E4M3_NAN[1])] = 0x7E  # every E4M3 byte but NaN
+        values = b.view(torch.float8_e4m3fn).double()
+    expanded = scales.double().repeat_interleave(block_n, 0)[:n].repeat_interleave(block_k, 1)[:, :k]
+    return b, scales, values * expanded
+
+
+# (m, n, k, format, block_n, block_k): decode and small batches read the weights directly (m <= 16), more rows
+# dequantize them for the GEMM; k and n with partial groups and blocks, k not a multiple of the SIMD width.
+SHAPES = [(1, 33, 300, WEIGHT_INT8, 1, 128), (3, 40, 257, WEIGHT_INT8, 1, 32), (8, 130, 200, WEIGHT_F8_E4M3, 128, 128),
+          (16, 70, 129, WEIGHT_F8_E4M3, 128, 128), (1, 129, 2049, WEIGHT_F8_E4M3, 128, 128),
+          (9, 24, 71, WEIGHT_INT8, 1, 16), (17, 45, 300, WEIGHT_INT8, 1, 128),
+          (40, 140, 260, WEIGHT_F8_E4M3, 128, 128)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("m, n, k, weight_format, block_n, block_k", SHAPES)
+def test_weight_only_gemm_matches_the_dequantized_product(ops, dtype, m, n, k, weight_format, block_n, block_k):
+    g = torch.Generator().manual_seed(m * 7919 + n * 31 + k)
+    b, scales, dequantized = quantized(n, k, weight_format, block_n, block_k, g)
+    a = torch.randn(m, k, generator=g).to(dtype)
+    c = torch.randn(m, n, generator=g).to(dtype)
+    expected = 0.5 * a.double() @ dequantized.T + 1.0 * c.double()
+    ops.weight_only_gemm(c, a, b, scales, weight_format, block_n, block_k, alpha=0.5, beta=1.0)
+    assert rel_err(c, expected) < TOL[dtype]
+
+
+def test_beta_zero_never_reads_c(ops):
+    g = torch.Generator().manual_seed(5)
+    b, scales, dequantized = quantized(20, 64, WEIGHT_INT8, 1, 32, g)
+    a = torch.randn(2, 64, generator=g)
+    c = torch.full((2, 20), float("nan"))
+    ops.weight_only_gemm(c, a, b, scales, WEIGHT_INT8, 1, 32)
+    assert rel_err(c, a.double() @ dequantized.T) < TOL[torch.float32]
+
+
+CPU_TIERS = {tier: CPU_TIER_FLAGS[tier] for tier in ("avx512bf16", "avx2", "baseline")}
+
+
+@pytest.mark.parametrize("tier", sorted(CPU_TIERS))
+def test_weight_only_gemm_on_each_cpu_tier(ops, tier):
+    if ops.device != "cpu":
+        pytest.skip("these are the CPU backend's paths")
+    if not CPU_TIERS[tier] <= cpu_flags():
+        pytest.skip(f"this CPU lacks {sorted(CPU_TIERS[tier] - cpu_flags())}")
+    run_in_process_with({"INFINICORE_CPU_ISA": tier}, "harness/parity/test_weight_only_gemm.py::"
+                        "test_weight_only_gemm_matches_the_dequantized_product")
