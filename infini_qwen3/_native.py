@@ -14,6 +14,8 @@ from pathlib import Path
 from .build import NATIVE_OUT
 
 DTYPE_F16, DTYPE_F32, DTYPE_BF16 = 12, 13, 19
+DTYPE_I8, DTYPE_U8 = 3, 7  # 8-bit weights (int8; FP8 E4M3 bytes)
+WEIGHTS_DENSE, WEIGHTS_INT8, WEIGHTS_FP8_E4M3 = 0, 1, 2  # IQ3_WEIGHTS_*
 DEVICE_CPU, DEVICE_NVIDIA = 0, 1
 DEVICES = {"cpu": DEVICE_CPU, "nvidia": DEVICE_NVIDIA}
 ROPE_AUTO, ROPE_GPT_J, ROPE_GPT_NEOX = -1, 0, 1
@@ -56,6 +58,8 @@ class Meta(ctypes.Structure):
         ("max_seq_tokens", ctypes.c_uint32),
         ("max_step_tokens", ctypes.c_uint32),
         ("cuda_graphs", ctypes.c_int32),
+        ("weight_format", ctypes.c_int32),
+        ("weight_block_k", ctypes.c_uint32),
     ]
 
 
@@ -94,7 +98,7 @@ class GraphStats(ctypes.Structure):
                                                      "live_graphs", "max_live_graphs")]
 
 
-ABI_VERSION = 3  # IQ3_ABI_VERSION of native/include/infini_qwen3.h that the structures above mirror
+ABI_VERSION = 4  # IQ3_ABI_VERSION of native/include/infini_qwen3.h that the structures above mirror
 
 
 class AbiMismatch(NativeLibraryMissing):

@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .quantization import Quantization
 
 SUPPORTED_ARCHITECTURES = {"Qwen3ForCausalLM"}
 
@@ -28,6 +32,7 @@ class Qwen3Config:
     tie_word_embeddings: bool
     torch_dtype: str
     eos_token_ids: tuple[int, ...]
+    quantization: "Quantization | None" = None  # an 8-bit checkpoint's format (quantization.py)
 
     @classmethod
     def from_dict(cls, raw: dict) -> "Qwen3Config":
@@ -66,6 +71,7 @@ class Qwen3Config:
             tie_word_embeddings=bool(raw.get("tie_word_embeddings", False)),
             torch_dtype=str(raw.get("torch_dtype") or raw.get("dtype") or "bfloat16"),
             eos_token_ids=_token_ids(raw.get("eos_token_id")),
+            quantization=_quantization(raw),
         )
         _check_supported(raw, config)
         return config
@@ -100,6 +106,12 @@ def _rope_theta(raw: dict) -> float:
     if "rope_theta" in params:
         return float(params["rope_theta"])
     return 10000.0
+
+
+def _quantization(raw: dict):
+    from .quantization import from_config  # it raises ConfigError, defined here
+
+    return from_config(raw)
 
 
 def _check_supported(raw: dict, config: Qwen3Config) -> None:

@@ -164,6 +164,8 @@ class Qwen3Model:
             rope_layout=ROPE_LAYOUTS[rope_layout], kv_blocks=self.kv_blocks, kv_block_size=self.block_size,
             max_seq_tokens=self.max_model_len, max_step_tokens=self.max_step_tokens,
             cuda_graphs=CUDA_GRAPH_MODES[self.cuda_graphs],
+            weight_format=c.quantization.weight_format if c.quantization else _native.WEIGHTS_DENSE,
+            weight_block_k=c.quantization.block_k if c.quantization else 0,
         )
 
     def _load_weights(self, progress: bool) -> None:
@@ -173,7 +175,7 @@ class Qwen3Model:
 
             bar = tqdm(total=checkpoint_bytes(self.model_dir), unit="B", unit_scale=True, desc="loading weights")
         try:
-            for ref in iter_tensors(self.model_dir, self.config.tie_word_embeddings):
+            for ref in iter_tensors(self.model_dir, self.config.tie_word_embeddings, self.config.quantization):
                 shape = (ctypes.c_uint64 * len(ref.shape))(*ref.shape)
                 _native.check(self._lib.iq3LoadWeight(self._handle, ref.name.encode(), ref.dtype, len(ref.shape),
                                                       shape, ctypes.c_void_p(ref.address)))

@@ -8,6 +8,7 @@ is read here directly rather than through torch.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import math
 import mmap
@@ -21,7 +22,12 @@ import numpy as np
 
 from . import _native
 
-SAFETENSORS_DTYPES = {"F32": (_native.DTYPE_F32, 4), "F16": (_native.DTYPE_F16, 2), "BF16": (_native.DTYPE_BF16, 2)}
+SAFETENSORS_DTYPES = {"F32": (_native.DTYPE_F32, 4), "F16": (_native.DTYPE_F16, 2), "BF16": (_native.DTYPE_BF16, 2),
+                      # the parts of 8-bit checkpoints (quantization.py converts them)
+                      "F8_E4M3": (_native.DTYPE_U8, 1), "I8": (_native.DTYPE_I8, 1), "U8": (_native.DTYPE_U8, 1),
+                      "I32": (5, 4)}
+NUMPY_DTYPES = {"F32": np.float32, "F16": np.float16, "F8_E4M3": np.uint8, "I8": np.int8, "U8": np.uint8,
+                "I32": np.int32}
 INDEX_NAME = "model.safetensors.index.json"
 SINGLE_NAME = "model.safetensors"
 # Tensors some checkpoints carry that are not weights of the model.
@@ -41,6 +47,16 @@ class TensorRef:
     shape: tuple[int, ...]
     address: int
     nbytes: int
+    stored: str = ""  # its safetensors dtype
+
+    def raw(self) -> np.ndarray:
+        """Its bytes, a view valid while the file is mapped (through its address, so that the mapping can close
+        whatever views are still referenced)."""
+        return np.ctypeslib.as_array((ctypes.c_uint8 * self.nbytes).from_address(self.address))
+
+    def array(self) -> np.ndarray:
+        """Its values (a view), for the dtypes numpy has (bf16 is not one)."""
+        return self.raw().view(NUMPY_DTYPES[self.stored]).reshape(self.shape)
 
 
 def checkpoint_files(model_dir: str | Path) -> list[Path]:
@@ -97,15 +113,19 @@ def mapped_tensors(path: Path) -> Iterator[list[TensorRef]]:
                 shape = tuple(int(s) for s in info["shape"])
                 if end - begin != math.prod(shape) * dtype[1] or base + end > size:
                     raise WeightsError(f"{path.name}: tensor {name!r} has inconsistent offsets for shape {shape}")
-                refs.append(TensorRef(name, dtype[0], shape, address + base + begin, end - begin))
+                refs.append(TensorRef(name, dtype[0], shape, address + base + begin, end - begin, info["dtype"]))
             yield refs
         finally:
             del view
             data.close()
 
 
-def iter_tensors(model_dir: str | Path, tie_word_embeddings: bool) -> Iterator[TensorRef]:
-    """Every model tensor of the checkpoint, file by file; drops what the model does not use."""
+def iter_tensors(model_dir: str | Path, tie_word_embeddings: bool, quantization=None) -> Iterator:
+    """Every model tensor of the checkpoint, file by file; drops what the model does not use. With an 8-bit
+    checkpoint (quantization.Quantization), its projections' parts come out converted (quantization.Converter)."""
+    from .quantization import Converter
+
+    converter = Converter(quantization) if quantization is not None else None
     for path in checkpoint_files(model_dir):
         with mapped_tensors(path) as refs:
             for ref in refs:
@@ -113,7 +133,21 @@ def iter_tensors(model_dir: str | Path, tie_word_embeddings: bool) -> Iterator[T
                     continue
                 if tie_word_embeddings and ref.name == "lm_head.weight":
                     continue  # tied: the embedding matrix serves as lm_head
-                yield ref
+                converted = None
+                if converter is not None and converter.takes(ref.name):
+                    # bf16 (FP8 scales) widened here: numpy has no bf16
+                    values = _bf16_as_f32(ref) if ref.stored == "BF16" else ref.array()
+                    converted = converter.feed(ref.name, values, ref.stored)
+                if converted is None:
+                    yield ref
+                else:
+                    yield from converted
+    if converter is not None and converter.leftover():
+        raise WeightsError(f"incomplete quantized projections: {'; '.join(converter.leftover())}")
+
+
+def _bf16_as_f32(ref: TensorRef) -> np.ndarray:
+    return (ref.raw().view(np.uint16).astype(np.uint32) << 16).view(np.float32).reshape(ref.shape)
 
 
 def checkpoint_bytes(model_dir: str | Path) -> int:

@@ -43,6 +43,13 @@ enum { IQ3_DEVICE_CPU = 0, IQ3_DEVICE_NVIDIA = 1 };
  * q_norm/k_norm weights at load time so that backends without NeoX RoPE compute the same model. */
 enum { IQ3_ROPE_AUTO = -1, IQ3_ROPE_GPT_J = 0, IQ3_ROPE_GPT_NEOX = 1 };
 
+/* How the weights of the decoder layers' linear projections (q, k, v, o, gate, up, down) are stored. DENSE: in
+ * the checkpoint's float dtype, converted to the compute dtype. INT8 / FP8_E4M3: 8-bit values ("<name>.weight",
+ * IQ3 dtype I8 or U8 bytes of E4M3, [out, in]) with F32 scales per row and per group of weight_block_k inputs
+ * ("<name>.weight_scale", [out, ceil(in / weight_block_k)]); the value of weight[j, l] is
+ * value * scale[j, l / weight_block_k]. The embedding, the norms and lm_head stay dense. */
+enum { IQ3_WEIGHTS_DENSE = 0, IQ3_WEIGHTS_INT8 = 1, IQ3_WEIGHTS_FP8_E4M3 = 2 };
+
 typedef struct {
     uint32_t num_layers;
     uint32_t hidden_size;
@@ -64,6 +71,8 @@ typedef struct {
     int32_t cuda_graphs;      /* 1: capture decode steps as graphs where the backend can (NVIDIA), 0: eager,
                                  2: attempt a capture on any backend (where it cannot, as on the CPU, each bucket
                                  falls back to eager steps: tests that fallback) */
+    int32_t weight_format;    /* IQ3_WEIGHTS_* of the decoder layers' projections */
+    uint32_t weight_block_k;  /* inputs per scale group of 8-bit weights (0 when dense) */
 } iq3Meta;
 
 typedef struct iq3Model iq3Model;
@@ -98,7 +107,7 @@ IQ3_API const char *iq3Version(void);
 
 /* Bumped whenever a struct or a function of this header changes; callers compare it, and the struct sizes, with
  * what they were written against before they call anything else. */
-#define IQ3_ABI_VERSION 3
+#define IQ3_ABI_VERSION 4
 IQ3_API uint32_t iq3AbiVersion(void);
 /* sizeof(iq3Meta), sizeof(iq3Batch), sizeof(iq3Sampling) as compiled into the library. */
 IQ3_API void iq3StructSizes(uint32_t *meta, uint32_t *batch, uint32_t *sampling);

@@ -9,6 +9,8 @@ namespace iq3 {
 
 size_t dtypeSize(infiniDtype_t dtype) {
     switch (dtype) {
+    case INFINI_DTYPE_I8:
+    case INFINI_DTYPE_U8: return 1;
     case INFINI_DTYPE_F16:
     case INFINI_DTYPE_BF16:
     case INFINI_DTYPE_I16:

@@ -54,6 +54,10 @@ const iq3Meta &validated(const iq3Meta &m) {
     require(m.kv_blocks > 0 && m.kv_block_size > 0, "kv_blocks and kv_block_size must be > 0");
     require(m.max_seq_tokens > 0, "max_seq_tokens must be > 0");
     require(m.max_step_tokens > 0, "max_step_tokens must be > 0");
+    require(m.weight_format == IQ3_WEIGHTS_DENSE || m.weight_format == IQ3_WEIGHTS_INT8 ||
+                m.weight_format == IQ3_WEIGHTS_FP8_E4M3, "weight_format must be IQ3_WEIGHTS_*");
+    require(m.weight_format == IQ3_WEIGHTS_DENSE || m.weight_block_k > 0,
+            "weight_block_k must be > 0 for 8-bit weights");
     return m;
 }
 

@@ -114,6 +114,22 @@ void Ops::gemm(const Tensor &c, const Tensor &a, const Tensor &b, float alpha, f
                             entry.workspace, c.data, a.data, b.data, alpha, beta, stream_));
 }
 
+void Ops::weightOnlyGemm(const Tensor &c, const Tensor &a, const Tensor &b, const Tensor &scales,
+                         infiniopWeightFormat_t format, size_t block_k, float alpha, float beta) {
+    auto key = "wogemm|" + c.signature() + a.signature() + b.signature() + scales.signature() +
+               std::to_string(int(format)) + "|" + std::to_string(block_k);
+    const auto &entry = cached(key, [&](size_t *ws) {
+        TensorDesc dc(c), da(a), db(b), ds(scales);
+        infiniopWeightOnlyGemmDescriptor_t desc;
+        IQ3_INFINI(infiniopCreateWeightOnlyGemmDescriptor(handle_, &desc, dc, da, db, ds, format, 1, block_k));
+        IQ3_QUERY_WORKSPACE(WeightOnlyGemm);
+        return static_cast<void *>(desc);
+    }, &destroyAs<infiniopWeightOnlyGemmDescriptor_t, infiniopDestroyWeightOnlyGemmDescriptor>);
+    IQ3_INFINI(infiniopWeightOnlyGemm(static_cast<infiniopWeightOnlyGemmDescriptor_t>(entry.desc),
+                                      workspace(entry.workspace), entry.workspace, c.data, a.data, b.data,
+                                      scales.data, alpha, beta, stream_));
+}
+
 void Ops::rmsnorm(const Tensor &y, const Tensor &x, const Tensor &w, float epsilon) {
     auto key = "rmsnorm|" + y.signature() + x.signature() + w.signature() + std::to_string(epsilon);
     const auto &entry = cached(key, [&](size_t *ws) {

@@ -22,6 +22,10 @@ public:
 
     // c = alpha * a @ b + beta * c  (batched when 3-D)
     void gemm(const Tensor &c, const Tensor &a, const Tensor &b, float alpha = 1.0f, float beta = 0.0f);
+    // c = alpha * a @ dequant(b)^T + beta * c with b [n, k] 8-bit (I8 int8, U8 FP8 E4M3) and F32 scales
+    // [n, ceil(k / block_k)] (patch 0024)
+    void weightOnlyGemm(const Tensor &c, const Tensor &a, const Tensor &b, const Tensor &scales,
+                        infiniopWeightFormat_t format, size_t block_k, float alpha = 1.0f, float beta = 0.0f);
     void rmsnorm(const Tensor &y, const Tensor &x, const Tensor &w, float epsilon);
     void rope(const Tensor &y, const Tensor &x, const Tensor &pos_ids, const Tensor &sin_table,
               const Tensor &cos_table, infiniopRoPEAlgo_t algo);

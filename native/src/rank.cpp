@@ -193,7 +193,7 @@ void Rank::attentionBlock(const StepBatch &batch, size_t l, const StepViews &s) 
     const auto cos = Tensor::contiguous(cos_table_.data(), dt_, {meta_.max_seq_tokens, dh / 2});
     ops_.rmsnorm(s.xn, s.x, weights_.attnNorm(l), eps);
     trace_.record(ops_, p + "attn_norm", s.xn);
-    ops_.gemm(s.qkv, s.xn, weights_.qkv(l).permute({1, 0}));
+    linear(s.qkv, s.xn, weights_.qkv(l));
     trace_.record(ops_, p + "q", s.q);
     trace_.record(ops_, p + "k", s.k);
     trace_.record(ops_, p + "v", s.v);
@@ -215,7 +215,7 @@ void Rank::mlpBlock(size_t l, const StepViews &s) {
     const size_t di = intermediate_;
     ops_.rmsnorm(s.xn, s.x, weights_.ffnNorm(l), meta_.rms_norm_eps);
     trace_.record(ops_, p + "ffn_norm", s.xn);
-    ops_.gemm(s.gate_up, s.xn, weights_.gateUp(l).permute({1, 0}));
+    linear(s.gate_up, s.xn, weights_.gateUp(l));
     trace_.record(ops_, p + "gate", s.gate_up.slice(1, 0, di));
     trace_.record(ops_, p + "up", s.gate_up.slice(1, di, di));
     ops_.siluAndMul(s.act, s.gate_up); // silu(gate) * up
@@ -226,10 +226,21 @@ void Rank::mlpBlock(size_t l, const StepViews &s) {
 // o_proj and down add the residual inside the GEMM (beta = 1). With several ranks each computes its partial
 // product from its heads / MLP columns; the head rank also adds the residual, the others overwrite their copy,
 // and the all-reduce leaves the sum in every rank's x. The trace records the residual stream after it.
-void Rank::residualLinear(const std::string &name, const Tensor &input, const Tensor &weight, const Tensor &x) {
-    ops_.gemm(x, input, weight.permute({1, 0}), 1.0f, shard_.holdsHead() ? 1.0f : 0.0f);
+void Rank::residualLinear(const std::string &name, const Tensor &input, const LinearWeight &weight,
+                          const Tensor &x) {
+    linear(x, input, weight, shard_.holdsHead() ? 1.0f : 0.0f);
     sumOverRanks(x);
     trace_.record(ops_, name, x);
+}
+
+// out = in @ weight^T (+ beta * out): every projection, whatever its weight's stored format.
+void Rank::linear(const Tensor &out, const Tensor &in, const LinearWeight &weight, float beta) {
+    if (weight.dense()) {
+        ops_.gemm(out, in, weight.weight.permute({1, 0}), 1.0f, beta);
+        return;
+    }
+    const auto format = weight.format == IQ3_WEIGHTS_INT8 ? INFINIOP_WEIGHT_INT8 : INFINIOP_WEIGHT_F8_E4M3;
+    ops_.weightOnlyGemm(out, in, weight.weight, weight.scales, format, weight.block_k, 1.0f, beta);
 }
 
 void Rank::sumOverRanks(const Tensor &x) {

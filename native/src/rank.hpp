@@ -70,7 +70,8 @@ private:
     void mlpBlock(size_t layer, const StepViews &s);
     // x = input @ weight^T + x on one rank; on several, the partial products of the ranks summed into every
     // rank's x (the residual added once, by the head rank).
-    void residualLinear(const std::string &name, const Tensor &input, const Tensor &weight, const Tensor &x);
+    void residualLinear(const std::string &name, const Tensor &input, const LinearWeight &weight, const Tensor &x);
+    void linear(const Tensor &out, const Tensor &in, const LinearWeight &weight, float beta = 0.0f);
     void sumOverRanks(const Tensor &x); // in place, all-reduce over the ranks; nothing when alone
     void attention(const StepBatch &batch, size_t layer, const Tensor &q, const Tensor &k, const Tensor &v,
                    const Tensor &out);

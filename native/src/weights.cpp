@@ -34,16 +34,22 @@ Weights::Weights(const iq3Meta &meta, Shard shard, infiniDtype_t dt, infiniopRoP
         auto &l = layers_[i];
         const std::string p = "model.layers." + std::to_string(i) + ".";
         expect(p + "input_layernorm.weight", {d}, &l.attn_norm, 1);
-        expect(p + "self_attn.q_proj.weight", {q_rows, d}, &l.qkv, qkv_part, 0, true, Split::rows);
-        expect(p + "self_attn.k_proj.weight", {kv_rows, d}, &l.qkv, qkv_part, q_part, true, Split::rows);
-        expect(p + "self_attn.v_proj.weight", {kv_rows, d}, &l.qkv, qkv_part, q_part + kv_part, false, Split::rows);
+        expectLinear(p + "self_attn.q_proj.weight", {q_rows, d}, &l.qkv, &l.qkv_scale, qkv_part, 0, true,
+                     Split::rows);
+        expectLinear(p + "self_attn.k_proj.weight", {kv_rows, d}, &l.qkv, &l.qkv_scale, qkv_part, q_part, true,
+                     Split::rows);
+        expectLinear(p + "self_attn.v_proj.weight", {kv_rows, d}, &l.qkv, &l.qkv_scale, qkv_part,
+                     q_part + kv_part, false, Split::rows);
         expect(p + "self_attn.q_norm.weight", {dh}, &l.q_norm, 1, 0, true);
         expect(p + "self_attn.k_norm.weight", {dh}, &l.k_norm, 1, 0, true);
-        expect(p + "self_attn.o_proj.weight", {d, q_rows}, &l.o_proj, d, 0, false, Split::cols);
+        expectLinear(p + "self_attn.o_proj.weight", {d, q_rows}, &l.o_proj, &l.o_proj_scale, d, 0, false,
+                     Split::cols);
         expect(p + "post_attention_layernorm.weight", {d}, &l.ffn_norm, 1);
-        expect(p + "mlp.gate_proj.weight", {di, d}, &l.gate_up, 2 * di_part, 0, false, Split::rows);
-        expect(p + "mlp.up_proj.weight", {di, d}, &l.gate_up, 2 * di_part, di_part, false, Split::rows);
-        expect(p + "mlp.down_proj.weight", {d, di}, &l.down, d, 0, false, Split::cols);
+        expectLinear(p + "mlp.gate_proj.weight", {di, d}, &l.gate_up, &l.gate_up_scale, 2 * di_part, 0, false,
+                     Split::rows);
+        expectLinear(p + "mlp.up_proj.weight", {di, d}, &l.gate_up, &l.gate_up_scale, 2 * di_part, di_part, false,
+                     Split::rows);
+        expectLinear(p + "mlp.down_proj.weight", {d, di}, &l.down, &l.down_scale, d, 0, false, Split::cols);
     }
 }
 
@@ -52,7 +58,32 @@ void Weights::expect(const std::string &name, std::vector<size_t> shape, DeviceB
     // 1-D tensors count as one row of their length.
     const size_t cols = shape.size() == 2 ? shape[1] : shape[0];
     buffer->grow(total_rows * (split == Split::cols ? shard_.part(cols) : cols) * dtypeSize(dt_));
-    destinations_[name] = Destination{std::move(shape), buffer, row_offset, rope_rows, split};
+    destinations_[name] = Destination{std::move(shape), buffer, row_offset, rope_rows, split, dt_};
+}
+
+infiniDtype_t Weights::storedWeightDtype() const {
+    return meta_.weight_format == IQ3_WEIGHTS_INT8 ? INFINI_DTYPE_I8 : INFINI_DTYPE_U8;
+}
+
+void Weights::expectLinear(const std::string &name, std::vector<size_t> shape, DeviceBuffer *buffer,
+                           DeviceBuffer *scales, size_t total_rows, size_t row_offset, bool rope_rows, Split split) {
+    if (!quantized()) {
+        expect(name, std::move(shape), buffer, total_rows, row_offset, rope_rows, split);
+        return;
+    }
+    const size_t rows = shape[0], cols = shape[1], block = meta_.weight_block_k;
+    const size_t groups = (cols + block - 1) / block;
+    if (split == Split::cols && shard_.part(cols) % block != 0 && !shard_.alone()) {
+        fail(IQ3_ERR_WEIGHT, "tensor '" + name + "': " + std::to_string(shard_.part(cols)) + " input columns per "
+                             "rank are not a whole number of " + std::to_string(block) + "-column scale groups");
+    }
+    const size_t kept_cols = split == Split::cols ? shard_.part(cols) : cols;
+    const size_t kept_groups = split == Split::cols ? shard_.part(groups) : groups;
+    buffer->grow(total_rows * kept_cols * dtypeSize(storedWeightDtype()));
+    scales->grow(total_rows * kept_groups * sizeof(float));
+    destinations_[name] = Destination{shape, buffer, row_offset, rope_rows, split, storedWeightDtype(), true};
+    destinations_[name + "_scale"] = Destination{{rows, groups}, scales, row_offset, rope_rows, split,
+                                                 INFINI_DTYPE_F32, true};
 }
 
 const char *Weights::shardOf(const Destination &dest, const char *data, size_t element_bytes, size_t *rows,
@@ -90,9 +121,11 @@ void Weights::load(const std::string &name, infiniDtype_t dtype, const std::vect
         fail(IQ3_ERR_WEIGHT, "tensor '" + name + "' has shape " + shapeString(shape) + ", expected " +
                                  shapeString(dest.shape));
     }
-    if (!isFloatDtype(dtype)) {
-        fail(IQ3_ERR_WEIGHT, "tensor '" + name + "' has dtype " + std::to_string(int(dtype)) +
-                                 "; only f32, f16 and bf16 are supported");
+    if (dest.exact ? dtype != dest.stored : !isFloatDtype(dtype)) {
+        fail(IQ3_ERR_WEIGHT, "tensor '" + name + "' has dtype " + std::to_string(int(dtype)) + "; " +
+                                 (dest.exact ? "expected " + std::to_string(int(dest.stored)) +
+                                                   " (the 8-bit format of this model)"
+                                             : std::string("only f32, f16 and bf16 are supported")));
     }
     if (data == nullptr) {
         fail(IQ3_ERR_INVALID_ARGUMENT, "tensor '" + name + "' has no data");
@@ -100,14 +133,19 @@ void Weights::load(const std::string &name, infiniDtype_t dtype, const std::vect
     size_t rows = 0, cols = 0;
     std::vector<char> gathered;
     const char *part = shardOf(dest, static_cast<const char *>(data), dtypeSize(dtype), &rows, &cols, &gathered);
-    std::vector<char> converted(rows * cols * dtypeSize(dt_));
-    convertHost(converted.data(), dt_, part, dtype, rows * cols);
+    const size_t stored_size = dtypeSize(dest.stored);
+    std::vector<char> converted(rows * cols * stored_size);
+    if (dest.exact) {
+        std::memcpy(converted.data(), part, converted.size());
+    } else {
+        convertHost(converted.data(), dest.stored, part, dtype, rows * cols);
+    }
     if (dest.rope_rows && rope_algo_ == INFINIOP_ROPE_ALGO_GPT_J) {
-        // A 1-D norm weight permutes its elements, a projection its rows, in groups of head_dim.
-        const size_t unit = shape.size() == 2 ? cols * dtypeSize(dt_) : dtypeSize(dt_);
+        // A 1-D norm weight permutes its elements, a projection its rows (and their scales), in groups of head_dim.
+        const size_t unit = shape.size() == 2 ? cols * stored_size : stored_size;
         permuteForGptJ(converted, meta_.head_dim, unit);
     }
-    const size_t offset = dest.row_offset * cols * dtypeSize(dt_);
+    const size_t offset = dest.row_offset * cols * stored_size;
     ops_.activate(); // loading runs on the caller's thread, rank after rank
     ops_.copyToDevice(static_cast<char *>(dest.buffer->data()) + offset, converted.data(), converted.size());
     dest.loaded = true;
@@ -153,21 +191,34 @@ Tensor Weights::lmHead() const {
 }
 Tensor Weights::finalNorm() const { return vector(final_norm_, meta_.hidden_size); }
 Tensor Weights::attnNorm(size_t i) const { return vector(layers_[i].attn_norm, meta_.hidden_size); }
-Tensor Weights::qkv(size_t i) const {
+LinearWeight Weights::linear(const DeviceBuffer &buffer, const DeviceBuffer &scales, size_t rows,
+                             size_t cols) const {
+    if (!quantized()) {
+        return {matrix(buffer, rows, cols), Tensor{}, IQ3_WEIGHTS_DENSE};
+    }
+    const size_t groups = (cols + meta_.weight_block_k - 1) / meta_.weight_block_k;
+    return {Tensor::contiguous(buffer.data(), storedWeightDtype(), {rows, cols}),
+            Tensor::contiguous(scales.data(), INFINI_DTYPE_F32, {rows, groups}), meta_.weight_format,
+            meta_.weight_block_k};
+}
+
+LinearWeight Weights::qkv(size_t i) const {
     const size_t heads = shard_.part(meta_.num_heads) + 2 * shard_.part(meta_.num_kv_heads);
-    return matrix(layers_[i].qkv, heads * meta_.head_dim, meta_.hidden_size);
+    return linear(layers_[i].qkv, layers_[i].qkv_scale, heads * meta_.head_dim, meta_.hidden_size);
 }
 Tensor Weights::qNorm(size_t i) const { return vector(layers_[i].q_norm, meta_.head_dim); }
 Tensor Weights::kNorm(size_t i) const { return vector(layers_[i].k_norm, meta_.head_dim); }
-Tensor Weights::oProj(size_t i) const {
-    return matrix(layers_[i].o_proj, meta_.hidden_size, shard_.part(meta_.num_heads) * meta_.head_dim);
+LinearWeight Weights::oProj(size_t i) const {
+    return linear(layers_[i].o_proj, layers_[i].o_proj_scale, meta_.hidden_size,
+                  shard_.part(meta_.num_heads) * meta_.head_dim);
 }
 Tensor Weights::ffnNorm(size_t i) const { return vector(layers_[i].ffn_norm, meta_.hidden_size); }
-Tensor Weights::gateUp(size_t i) const {
-    return matrix(layers_[i].gate_up, 2 * shard_.part(meta_.intermediate_size), meta_.hidden_size);
+LinearWeight Weights::gateUp(size_t i) const {
+    return linear(layers_[i].gate_up, layers_[i].gate_up_scale, 2 * shard_.part(meta_.intermediate_size),
+                  meta_.hidden_size);
 }
-Tensor Weights::down(size_t i) const {
-    return matrix(layers_[i].down, meta_.hidden_size, shard_.part(meta_.intermediate_size));
+LinearWeight Weights::down(size_t i) const {
+    return linear(layers_[i].down, layers_[i].down_scale, meta_.hidden_size, shard_.part(meta_.intermediate_size));
 }
 
 } // namespace iq3
