@@ -28,6 +28,22 @@ def parameter_count(config: Qwen3Config) -> int:
     return embeddings + c.num_layers * (attention + mlp + norms) + c.hidden_size
 
 
+def weight_bytes(config: Qwen3Config, dtype_bytes: int) -> int:
+    """Bytes of the weights as the native model holds them: everything in the compute dtype, except the decoder
+    projections of an 8-bit checkpoint (one byte each, and an F32 scale per row and input group)."""
+    c, q = config, config.quantization
+    if q is None:
+        return parameter_count(c) * dtype_bytes
+    groups = lambda n: -(-n // q.block_k)  # noqa: E731
+    rows_in = [((c.num_heads + 2 * c.num_kv_heads) * c.head_dim, c.hidden_size),  # q, k, v
+               (c.hidden_size, c.num_heads * c.head_dim), (2 * c.intermediate_size, c.hidden_size),  # o, gate+up
+               (c.hidden_size, c.intermediate_size)]  # down
+    projections = sum(rows * cols for rows, cols in rows_in)
+    scales = sum(rows * groups(cols) for rows, cols in rows_in) * 4
+    dense = parameter_count(c) - c.num_layers * projections
+    return dense * dtype_bytes + c.num_layers * (projections + scales)
+
+
 def cuda_memory(device_id: int) -> tuple[int, int] | None:
     """(free, total) bytes of a CUDA device, from the CUDA runtime InfiniCore's NVIDIA build links; None if absent."""
     for name in CUDART_NAMES:
@@ -66,5 +82,5 @@ def default_kv_cache_memory(device: str, device_ids: list[int], config: Qwen3Con
             log.warning("cannot ask the CUDA runtime for free memory; the KV cache gets %d MiB",
                         DEFAULT_KV_CACHE_MEMORY >> 20)
             return DEFAULT_KV_CACHE_MEMORY
-        budgets.append(gpu_kv_budget(*memory, parameter_count(config) * dtype_bytes // ranks, utilization))
+        budgets.append(gpu_kv_budget(*memory, weight_bytes(config, dtype_bytes) // ranks, utilization))
     return min(budgets) * ranks

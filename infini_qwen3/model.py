@@ -131,6 +131,12 @@ class Qwen3Model:
         self.tokenizer = Tokenizer.from_dir(self.model_dir)
         self.defaults = GenerationDefaults.from_dir(self.model_dir, self.config)
 
+    @property
+    def weight_format(self) -> str:
+        """What the projections' weights are, for logs and /v1/models: the compute dtype, or their 8-bit format."""
+        q = self.config.quantization
+        return f"{self.dtype} (dense)" if q is None else f"8-bit weights: {q.label}; compute {self.dtype}"
+
     def _pool_blocks(self, tokens: int | None, memory: int | None) -> int:
         if tokens is not None:
             blocks = -(-tokens // self.block_size)

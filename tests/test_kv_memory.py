@@ -21,6 +21,22 @@ def test_parameter_count_is_what_the_checkpoint_holds(tmp_path_factory, tied):
     assert kv_memory.parameter_count(Qwen3Config.from_file(path)) == stored
 
 
+@pytest.mark.parametrize("method", ["fp8", "gptq"])
+def test_weight_bytes_of_an_8_bit_checkpoint_are_what_the_model_holds(tmp_path_factory, method):
+    """One byte per projection weight and an F32 scale per row and group, counted from the converted tensors."""
+    from harness.fixtures.quantized import quantized_checkpoint
+    from infini_qwen3.weights import iter_tensors
+
+    dense = checkpoint(tmp_path_factory.mktemp("dense8"), num_hidden_layers=2, hidden_size=160, seed=3)
+    quantized, _ = quantized_checkpoint(dense, tmp_path_factory.mktemp(method), method)
+    config = Qwen3Config.from_file(quantized)
+    held = 0
+    for ref in iter_tensors(quantized, config.tie_word_embeddings, config.quantization):
+        item = 4 if ref.name.endswith("_scale") else 1 if ref.name.endswith("proj.weight") else 2
+        held += _numel(ref.shape) * item
+    assert kv_memory.weight_bytes(config, 2) == held < kv_memory.parameter_count(config) * 2
+
+
 def _numel(shape) -> int:
     total = 1
     for size in shape:

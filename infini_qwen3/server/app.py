@@ -151,7 +151,8 @@ def generation_route(state: ServerState, route: Endpoint):
 def model_entry(service: Service) -> dict:
     info = service.info
     entry = {"id": info.served_name, "object": "model", "created": 0, "owned_by": "infini-qwen3",
-             "root": info.served_name, "max_model_len": service.context_length}  # no filesystem paths
+             "root": info.served_name, "max_model_len": service.context_length,  # no filesystem paths
+             "weight_format": service.model.weight_format}
     if info.demo:
         entry["description"] = ("embedded demo checkpoint: a tiny Qwen3 with random weights and the real "
                                 "Qwen3 tokenizer; its output is meaningless text")

@@ -101,9 +101,10 @@ def make_loader(args):
         if args.max_model_len is None and model.max_model_len < model.config.max_position_embeddings:
             log.warning("the context is capped to %d tokens (the checkpoint allows %d): that is what --kv-cache-memory "
                         "holds", model.max_model_len, model.config.max_position_embeddings)
-        log.info("model on %s, %d rank(s) (device ids %s); KV cache: %d blocks of %d tokens (%.1f MiB), context %d "
-                 "tokens", model.device, len(model.device_ids), model.device_ids, model.kv_blocks, model.block_size,
-                 model.kv_blocks * model.kv_block_bytes / 2**20, model.max_model_len)
+        log.info("model on %s, %d rank(s) (device ids %s); weights: %s; KV cache: %d blocks of %d tokens (%.1f MiB), "
+                 "context %d tokens", model.device, len(model.device_ids), model.device_ids, model.weight_format,
+                 model.kv_blocks, model.block_size, model.kv_blocks * model.kv_block_bytes / 2**20,
+                 model.max_model_len)
         engine = Engine(model, max_batch=args.max_batch, max_queue=args.max_queue,
                         enable_prefix_caching=args.enable_prefix_caching)
         engine.start()
