@@ -222,6 +222,11 @@ def main(argv: list[str] | None = None) -> int:
 
         gemm.main(argv[1:])
         return 0
+    if argv[:1] == ["quant"]:  # 8-bit weights against bf16, same run (harness/bench/quant.py)
+        from . import quant
+
+        quant.main(argv[1:])
+        return 0
     if argv[:1] == ["multiturn"]:  # multi-turn chat, prefix cache on and off (harness/bench/multiturn.py)
         from . import multiturn
 

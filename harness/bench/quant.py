@@ -1,0 +1,108 @@
+"""python -m harness.bench quant [--config qwen3-1.7b] [--formats bf16,fp8,gptq] [--repeats 3] [--out FILE.json]
+
+8-bit weights against bf16 in one run: the bench checkpoint (random weights, bf16) and its FP8 and GPTQ-Int8
+versions quantized at bench time (harness/fixtures/quantized.py), all loaded at once, compute in bf16. Batch-1
+decode alternates the formats, each run right after a streaming read of memory (the machine's bandwidth moves
+within minutes), and is reported with its fraction of its own read-bandwidth limit (the bytes each token reads:
+every weight the model holds, less the embedding table when lm_head is separate); then batch-8 decode and
+prefill 1 x 512."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+from harness.fixtures.quantized import quantized_checkpoint
+from infini_qwen3.build import BUILD_ROOT
+from infini_qwen3.config import Qwen3Config
+from infini_qwen3.kv_memory import weight_bytes
+from infini_qwen3.model import Qwen3Model
+
+from . import configs, measure
+
+DTYPE_BYTES = 2  # bf16 compute
+
+
+def bytes_per_token(config: Qwen3Config) -> int:
+    """Weight bytes one decode step reads: all of them but the embedding table (one row of it), unless it is lm_head."""
+    embedding = 0 if config.tie_word_embeddings else config.vocab_size * config.hidden_size * DTYPE_BYTES
+    return weight_bytes(config, DTYPE_BYTES) - embedding
+
+
+def checkpoints(args) -> dict[str, Path]:
+    dense = configs.build(args.config, BUILD_ROOT / "bench", "bf16")
+    found = {}
+    for name in args.formats.split(","):
+        if name == "bf16":
+            found[name] = dense
+        else:
+            found[name], _ = quantized_checkpoint(dense, BUILD_ROOT / "bench" / f"{dense.name}-{name}", name,
+                                                  twin=False)
+    return found
+
+
+def run(args) -> dict:
+    paths = checkpoints(args)
+    b1, b8, pre = measure.Shape(1, args.decode_tokens), measure.Shape(8, args.decode_tokens), measure.Shape(1, 512)
+    context = 544
+    models = {name: Qwen3Model(path, dtype="bf16", max_model_len=context, kv_cache_tokens=8 * context,
+                               max_step_tokens=512) for name, path in paths.items()}
+    try:
+        runs: dict[str, list[tuple[float, float]]] = {name: [] for name in models}
+        for name, model in models.items():  # warm-up: descriptors, caches
+            measure.ours_decode(model, measure.Shape(1, 4), 1)
+        for _ in range(args.repeats):
+            for name, model in models.items():
+                read = measure.read_bandwidth("cpu")
+                runs[name].append((read, measure.ours_decode(model, b1, 1)))
+        result = {"config": args.config, "formats": {}}
+        for name, model in models.items():
+            config = model.config
+            per_token = bytes_per_token(config)
+            fractions = sorted(rate * per_token / read for read, rate in runs[name])
+            result["formats"][name] = {
+                "weights": model.weight_format, "bytes_per_token": per_token,
+                "decode_b1": statistics.median(rate for _, rate in runs[name]),
+                "floor_fraction": fractions[len(fractions) // 2],
+                "runs": [{"read_bytes_per_s": read, "tokens_per_s": rate} for read, rate in runs[name]],
+                "decode_b8": measure.ours_decode(model, b8, args.repeats),
+                "prefill_1x512": measure.ours_prefill(model, pre, args.repeats),
+            }
+    finally:
+        for model in models.values():
+            model.close()
+    base = result["formats"].get("bf16")
+    if base:
+        for entry in result["formats"].values():
+            entry["vs_bf16"] = {key: entry[key] / base[key] for key in ("decode_b1", "decode_b8", "prefill_1x512")}
+    return result
+
+
+def markdown(result: dict) -> str:
+    lines = ["| weights | bytes/token (MB) | decode b1 tok/s | of its read limit | decode b8 tok/s | prefill 1x512 "
+             "tok/s | vs bf16 (b1 / b8 / prefill) |", "|---|---|---|---|---|---|---|"]
+    for name, e in result["formats"].items():
+        ratios = " / ".join(f"{e.get('vs_bf16', {}).get(k, 1):.2f}" for k in ("decode_b1", "decode_b8",
+                                                                              "prefill_1x512"))
+        lines.append(f"| {name} ({e['weights']}) | {e['bytes_per_token'] / 1e6:.0f} | {e['decode_b1']:.2f} | "
+                     f"{e['floor_fraction']:.0%} | {e['decode_b8']:.2f} | {e['prefill_1x512']:.1f} | {ratios} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> None:
+    p = argparse.ArgumentParser(prog="python -m harness.bench quant", description=__doc__.splitlines()[0])
+    p.add_argument("--config", choices=sorted(configs.CONFIGS), default="qwen3-1.7b")
+    p.add_argument("--formats", default="bf16,fp8,gptq")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--decode-tokens", type=int, default=32)
+    p.add_argument("--out", type=Path)
+    args = p.parse_args(argv)
+    result = run(args)
+    table = markdown(result)
+    print(table)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1))
+        args.out.with_suffix(".md").write_text(table)
