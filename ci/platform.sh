@@ -15,7 +15,17 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DEVICE="${1:-cpu}"; shift || true
-PY="${PYTHON:-python3}"
+# The Python that runs everything: $PYTHON if given, else the project's .venv (what ci/test.sh built: the
+# dependencies and xmake are there), else the system python3 (with the offline wheels of .whl/ below).
+pick_python() {
+    if [ -n "${PYTHON:-}" ]; then echo "$PYTHON"
+    elif [ -x .venv/bin/python ]; then echo "$PWD/.venv/bin/python"
+    else echo python3
+    fi
+}
+PY="$(pick_python)"
+# Its scripts (xmake from the xmake-wheel package, among them) come first on PATH.
+PATH="$(dirname "$("$PY" -c 'import sys; print(sys.executable)')"):$PATH"
 RESULTS="${INFINI_QWEN3_RESULTS:-build/results/$DEVICE}"
 mkdir -p "$RESULTS"
 : > "$RESULTS/stages.txt"
