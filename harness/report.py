@@ -203,6 +203,11 @@ def summary(results: list[DeviceResults]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["conformance"]:  # the feature x server matrix (harness/conformance_matrix.py)
+        from . import conformance_matrix
+
+        return conformance_matrix.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m harness.report", description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=REPO / "build" / "results")
     parser.add_argument("--readme", type=Path, default=REPO / "README.md")
