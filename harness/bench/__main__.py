@@ -222,6 +222,11 @@ def main(argv: list[str] | None = None) -> int:
 
         gemm.main(argv[1:])
         return 0
+    if argv[:1] == ["serving"]:  # against any running OpenAI-compatible server (harness/bench/serving.py)
+        from . import serving
+
+        serving.main(argv[1:])
+        return 0
     if argv[:1] == ["quant"]:  # 8-bit weights against bf16, same run (harness/bench/quant.py)
         from . import quant
 

@@ -61,9 +61,50 @@ def serve_and_measure(model_dir: Path, device: str, dtype: str, stream_counts: l
         server.stop()
 
 
-async def measure_all(base_url: str, stream_counts: list[int], max_tokens: int) -> list[dict]:
+async def measure_all(base_url: str, stream_counts: list[int], max_tokens: int, model: str = "bench",
+                      api_key: str = "bench") -> list[dict]:
     import openai
 
-    async with openai.AsyncOpenAI(base_url=f"{base_url}/v1", api_key="bench", max_retries=0, timeout=3600) as client:
-        await concurrent(client, "bench", 1, 4)  # warm-up: descriptors, caches
-        return [await concurrent(client, "bench", n, max_tokens) for n in stream_counts]
+    async with openai.AsyncOpenAI(base_url=f"{base_url}/v1", api_key=api_key, max_retries=0, timeout=3600) as client:
+        await concurrent(client, model, 1, 4)  # warm-up: descriptors, caches
+        return [await concurrent(client, model, n, max_tokens) for n in stream_counts]
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| streams | TTFT p50 s | TTFT p95 s | ITL p50 ms | ITL p95 ms | output tokens/s | cached prompt tokens |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        def ms(v):
+            return f"{v * 1e3:.1f}" if v is not None else "-"
+
+        def s(v):
+            return f"{v:.3f}" if v is not None else "-"
+
+        lines.append(f"| {r['streams']} | {s(r['ttft_p50'])} | {s(r['ttft_p95'])} | {ms(r['itl_p50'])} | "
+                     f"{ms(r['itl_p95'])} | {r['output_tokens_per_s']:.1f} | {r.get('cached_tokens', 0)} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> None:
+    """python -m harness.bench serving --base-url URL --model NAME [--api-key KEY] [--streams 1,8] [--tokens 64]:
+    the serving benchmark against any OpenAI-compatible server already running (so two servers serving the same
+    checkpoint can be put side by side in one run, one after the other)."""
+    import argparse
+    import json
+
+    p = argparse.ArgumentParser(prog="python -m harness.bench serving", description=main.__doc__.splitlines()[0])
+    p.add_argument("--base-url", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--api-key", default="bench")
+    p.add_argument("--streams", default="1,8")
+    p.add_argument("--tokens", type=int, default=64)
+    p.add_argument("--out", type=Path)
+    args = p.parse_args(argv)
+    rows = asyncio.run(measure_all(args.base_url.rstrip("/"), [int(n) for n in args.streams.split(",")],
+                                   args.tokens, args.model, args.api_key))
+    table = markdown(rows)
+    print(table)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"base_url": args.base_url, "model": args.model, "rows": rows}, indent=1))
+        args.out.with_suffix(".md").write_text(table)
