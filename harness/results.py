@@ -3,6 +3,7 @@ carries, so that `python -m harness.report` can say where and when a number was 
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -33,3 +34,10 @@ def run_metadata(device: str) -> dict:
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "commit": commit or "unknown",
             "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "infinicore": "0.1.0"}}
+
+
+def write_result(out: Path, result: dict, table: str) -> None:
+    """A benchmark's result as JSON at `out` and its Markdown table beside it (same name, .md)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    out.with_suffix(".md").write_text(table)

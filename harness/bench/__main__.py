@@ -7,7 +7,6 @@ process run (then the server with concurrent openai clients), and writes JSON pl
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import statistics
@@ -15,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from harness.results import run_metadata
+from harness.results import run_metadata, write_result
 from infini_qwen3.build import BUILD_ROOT
 from infini_qwen3.config import Qwen3Config
 from infini_qwen3.model import KV_BLOCK_SIZE, Qwen3Model
@@ -246,9 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         table = markdown(result)
     print(table)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1))
-        args.out.with_suffix(".md").write_text(table)
+        write_result(args.out, result, table)
         print(f"[bench] wrote {args.out} and {args.out.with_suffix('.md')}")
     return 0
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 from conformance.server_process import ServerProcess
+from harness.results import write_result
 from infini_qwen3.build import BUILD_ROOT
 
 from . import configs
@@ -176,6 +176,4 @@ def main(argv: list[str]) -> None:
     table = markdown(result)
     print(table)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1))
-        args.out.with_suffix(".md").write_text(table)
+        write_result(args.out, result, table)

@@ -10,11 +10,11 @@ prefill 1 x 512."""
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from pathlib import Path
 
 from harness.fixtures.quantized import quantized_checkpoint
+from harness.results import write_result
 from infini_qwen3.build import BUILD_ROOT
 from infini_qwen3.config import Qwen3Config
 from infini_qwen3.kv_memory import weight_bytes
@@ -103,6 +103,4 @@ def main(argv: list[str]) -> None:
     table = markdown(result)
     print(table)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1))
-        args.out.with_suffix(".md").write_text(table)
+        write_result(args.out, result, table)

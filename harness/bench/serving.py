@@ -90,7 +90,8 @@ def main(argv: list[str]) -> None:
     the serving benchmark against any OpenAI-compatible server already running (so two servers serving the same
     checkpoint can be put side by side in one run, one after the other)."""
     import argparse
-    import json
+
+    from harness.results import write_result
 
     p = argparse.ArgumentParser(prog="python -m harness.bench serving", description=main.__doc__.splitlines()[0])
     p.add_argument("--base-url", required=True)
@@ -105,6 +106,4 @@ def main(argv: list[str]) -> None:
     table = markdown(rows)
     print(table)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"base_url": args.base_url, "model": args.model, "rows": rows}, indent=1))
-        args.out.with_suffix(".md").write_text(table)
+        write_result(args.out, {"base_url": args.base_url, "model": args.model, "rows": rows}, table)
