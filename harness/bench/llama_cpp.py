@@ -21,7 +21,7 @@ ROOT = BUILD_ROOT / "llama-cpp"
 SOURCE = ROOT / "src"
 BINARIES = ROOT / "build" / "bin"
 TOOLS = ("llama-bench", "llama-batched-bench")
-GGUF_TYPES = {"bf16": "bf16", "f16": "f16", "f32": "f32"}
+GGUF_TYPES = {"bf16": "bf16", "f16": "f16", "f32": "f32", "q8_0": "q8_0"}  # q8_0: converted by llama.cpp
 
 
 def _run(command: list, **kwargs) -> subprocess.CompletedProcess:

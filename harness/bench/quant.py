@@ -5,7 +5,11 @@ versions quantized at bench time (harness/fixtures/quantized.py), all loaded at 
 decode alternates the formats, each run right after a streaming read of memory (the machine's bandwidth moves
 within minutes), and is reported with its fraction of its own read-bandwidth limit (the bytes each token reads:
 every weight the model holds, less the embedding table when lm_head is separate); then batch-8 decode and
-prefill 1 x 512."""
+prefill 1 x 512.
+
+--transformers adds transformers (bf16) on each 8-bit format's dequantized twin, the same values as ours computes
+with; --peer llama.cpp adds llama.cpp on the bf16 checkpoint as GGUF bf16 and as its own Q8_0 (harness/bench/
+llama_cpp.py; the same thread count). Both run after ours, in the same process."""
 
 from __future__ import annotations
 
@@ -39,8 +43,38 @@ def checkpoints(args) -> dict[str, Path]:
             found[name] = dense
         else:
             found[name], _ = quantized_checkpoint(dense, BUILD_ROOT / "bench" / f"{dense.name}-{name}", name,
-                                                  twin=False)
+                                                  twin=args.transformers)
     return found
+
+
+def transformers_rows(args, paths: dict[str, Path], shapes) -> dict:
+    """transformers bf16 on the dequantized twin of each 8-bit format (the quantized checkpoint's sibling)."""
+    b1, b8, pre = shapes
+    rows = {}
+    for name, path in paths.items():
+        if name == "bf16":
+            continue
+        reference = measure.Reference(path.parent / "dequantized", "cpu", "bf16")
+        rows[name] = {"decode_b1": reference.decode(b1, args.repeats), "decode_b8": reference.decode(b8, args.repeats),
+                      "prefill_1x512": reference.prefill(pre, args.repeats)}
+        del reference
+    return rows
+
+
+def llama_cpp_rows(args, dense: Path, shapes) -> dict:
+    """llama.cpp on the bf16 checkpoint as GGUF bf16 and as llama.cpp's own Q8_0 (blocks of 32, an f16 scale)."""
+    import torch
+
+    from . import llama_cpp
+
+    b1, b8, pre = shapes
+    rows = {}
+    for gguf_type in ("bf16", "q8_0"):
+        found = llama_cpp.measure(dense, gguf_type, torch.get_num_threads(), [pre], [b1, b8])
+        rows[gguf_type] = {"decode_b1": found["decode"][f"1,{b1.tokens}"],
+                           "decode_b8": found["decode"][f"8,{b8.tokens}"],
+                           "prefill_1x512": found["prefill"][f"1,{pre.tokens}"], "gguf": found["gguf"]}
+    return rows
 
 
 def run(args) -> dict:
@@ -73,11 +107,26 @@ def run(args) -> dict:
     finally:
         for model in models.values():
             model.close()
+    shapes = (b1, b8, pre)
+    if args.transformers:
+        result["transformers"] = transformers_rows(args, paths, shapes)
+    if "llama.cpp" in args.peer:
+        result["llama.cpp"] = llama_cpp_rows(args, paths.get("bf16") or configs.build(args.config, BUILD_ROOT /
+                                                                                      "bench", "bf16"), shapes)
     base = result["formats"].get("bf16")
     if base:
         for entry in result["formats"].values():
-            entry["vs_bf16"] = {key: entry[key] / base[key] for key in ("decode_b1", "decode_b8", "prefill_1x512")}
+            entry["vs_bf16"] = ratios(entry, base)
+    if "llama.cpp" in result:
+        result["llama.cpp"]["q8_0"]["vs_bf16"] = ratios(result["llama.cpp"]["q8_0"], result["llama.cpp"]["bf16"])
     return result
+
+
+RATES = ("decode_b1", "decode_b8", "prefill_1x512")
+
+
+def ratios(entry: dict, base: dict) -> dict:
+    return {key: entry[key] / base[key] for key in RATES if entry.get(key) and base.get(key)}
 
 
 def markdown(result: dict) -> str:
@@ -88,6 +137,13 @@ def markdown(result: dict) -> str:
                                                                               "prefill_1x512"))
         lines.append(f"| {name} ({e['weights']}) | {e['bytes_per_token'] / 1e6:.0f} | {e['decode_b1']:.2f} | "
                      f"{e['floor_fraction']:.0%} | {e['decode_b8']:.2f} | {e['prefill_1x512']:.1f} | {ratios} |")
+    for name, e in result.get("transformers", {}).items():
+        lines.append(f"| transformers bf16 on {name}'s dequantized weights | | {e['decode_b1']:.2f} | | "
+                     f"{e['decode_b8']:.2f} | {e['prefill_1x512']:.1f} | |")
+    for name, e in result.get("llama.cpp", {}).items():
+        ratios = " / ".join(f"{e['vs_bf16'][k]:.2f}" for k in RATES if k in e.get("vs_bf16", {}))
+        lines.append(f"| llama.cpp {name.upper() if name == 'q8_0' else name} | | {e['decode_b1']:.2f} | | "
+                     f"{e['decode_b8']:.2f} | {e['prefill_1x512']:.1f} | {ratios or '1.00 / 1.00 / 1.00'} |")
     return "\n".join(lines)
 
 
@@ -97,6 +153,10 @@ def main(argv: list[str]) -> None:
     p.add_argument("--formats", default="bf16,fp8,gptq")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--decode-tokens", type=int, default=32)
+    p.add_argument("--transformers", action="store_true",
+                   help="also transformers bf16 on each 8-bit format's dequantized weights")
+    p.add_argument("--peer", action="append", default=[], choices=["llama.cpp"],
+                   help="also llama.cpp (built natively) on the checkpoint as GGUF bf16 and Q8_0")
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
     result = run(args)

@@ -41,7 +41,8 @@ def quantized(n: int, k: int, weight_format: int, block_n: int, block_k: int, g:
 SHAPES = [(1, 33, 300, WEIGHT_INT8, 1, 128), (3, 40, 257, WEIGHT_INT8, 1, 32), (8, 130, 200, WEIGHT_F8_E4M3, 128, 128),
           (16, 70, 129, WEIGHT_F8_E4M3, 128, 128), (1, 129, 2049, WEIGHT_F8_E4M3, 128, 128),
           (9, 24, 71, WEIGHT_INT8, 1, 16), (17, 45, 300, WEIGHT_INT8, 1, 128),
-          (40, 140, 260, WEIGHT_F8_E4M3, 128, 128)]
+          (40, 140, 260, WEIGHT_F8_E4M3, 128, 128), (5, 67, 320, WEIGHT_INT8, 1, 64),
+          (2, 9, 130, WEIGHT_INT8, 1, 128), (12, 37, 384, WEIGHT_INT8, 1, 128)]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -54,6 +55,31 @@ def test_weight_only_gemm_matches_the_dequantized_product(ops, dtype, m, n, k, w
     expected = 0.5 * a.double() @ dequantized.T + 1.0 * c.double()
     ops.weight_only_gemm(c, a, b, scales, weight_format, block_n, block_k, alpha=0.5, beta=1.0)
     assert rel_err(c, expected) < TOL[dtype]
+
+
+@pytest.mark.parametrize("m", [1, 3, 6])
+@pytest.mark.parametrize("weight_format", [WEIGHT_INT8, WEIGHT_F8_E4M3])
+def test_every_weight_byte_has_its_exact_value(ops, weight_format, m):
+    """Each column of b holds all 256 bytes (E4M3's two NaN codes aside), and one-hot rows of a pick columns one by
+    one, so every c[i, j] is one weight times a power-of-two scale: exact, whatever the path. The bf16 decode
+    kernels turn bytes into values by table lookup (int8's -128 set apart), 64 bytes at a time."""
+    n = k = 256
+    codes = (torch.arange(n)[:, None] + torch.arange(k)[None, :]) % 256
+    b = codes.to(torch.uint8)
+    if weight_format == WEIGHT_INT8:
+        b = b.view(torch.int8)
+        values = b.double()
+    else:
+        b[(b == E4M3_NAN[0]) | (b == E4M3_NAN[1])] = 0x7E
+        values = b.view(torch.float8_e4m3fn).double()
+    scales = 2.0 ** torch.randint(-3, 3, (n, k // 128), generator=torch.Generator().manual_seed(m)).float()
+    dequantized = values * scales.double().repeat_interleave(128, 1)
+    for first in range(0, k, m):
+        columns = torch.arange(first, min(k, first + m))
+        a = torch.nn.functional.one_hot(columns, k).bfloat16()
+        c = torch.zeros(len(columns), n).bfloat16()
+        ops.weight_only_gemm(c, a, b, scales, weight_format, 1, 128)
+        assert torch.equal(c, dequantized[:, columns].T.bfloat16()), f"columns {columns.tolist()}"
 
 
 def test_beta_zero_never_reads_c(ops):
