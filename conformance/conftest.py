@@ -12,6 +12,7 @@ import httpx
 import openai
 import pytest
 
+from .features import feature_of
 from .server_process import ServerProcess
 
 MODEL = "qwen3-demo"  # --model replaces it before the test modules import it (pytest_configure)
@@ -60,6 +61,9 @@ def external_target(config) -> str | None:
 
 
 def pytest_collection_modifyitems(config, items):
+    for item in items:  # the matrix's row of each case (conformance/features.py), in the JUnit XML
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        item.user_properties.append(("feature", feature_of(module, getattr(item, "originalname", item.name))))
     if external_target(config) is None:
         return
     for item in items:

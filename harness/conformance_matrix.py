@@ -13,31 +13,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# The feature each conformance module covers (modules not listed are shown by their own name).
-FEATURES = {
-    "test_chat": "chat completions: shape, streaming, usage, n, stop, seed",
-    "test_completions": "completions: shape, streaming, echo, token-id prompts",
-    "test_errors": "errors in OpenAI's shape",
-    "test_fuzz": "hostile bodies never 5xx",
-    "test_endpoints": "models list and retrieve, other routes",
-    "test_logprobs_penalties": "logprobs, logit_bias, penalties",
-    "test_prompt_logprobs": "prompt logprobs, /tokenizer_info",
-    "test_structured_outputs": "structured outputs (json_schema, regex, choice, grammar)",
-    "test_qwen3_api": "reasoning_content and tool calls",
-    "test_text_integrity": "UTF-8 integrity of streamed text",
-    "test_responses_api": "Responses API and Agents SDK",
-    "test_instructor": "instructor",
-    "test_lm_eval": "lm-evaluation-harness",
-    "test_prefix_cache": "prefix cache (cached_tokens, cache_salt, metrics)",
-    "test_control_tokens": "control tokens from chat text",
-    "test_lifecycle": "health, metrics, auth, queue limits, disconnects",
-    "test_connections": "slow and broken connections",
-    "test_shutdown": "graceful shutdown",
-    "test_paged_kv": "long contexts, large bodies",
-    "test_tensor_parallel": "tensor parallelism (--ndev 2)",
-    "test_quantized_servers": "8-bit checkpoints",
-    "test_special_delimiters": "delimiters marked special",
-}
+from conformance.features import MODULES, RULES, feature_of
 
 
 @dataclass
@@ -46,6 +22,7 @@ class Case:
     module: str
     outcome: str  # "passed", "failed" or "skipped"
     detail: str = ""  # the first line of the failure, or the skip reason
+    feature: str = ""  # the JUnit property the suite gives each case (conformance/features.py)
 
 
 @dataclass
@@ -85,24 +62,33 @@ def read_cases(path: Path) -> list[Case]:
         problem = case.find("failure") if case.find("failure") is not None else case.find("error")
         skipped = case.find("skipped")
         if problem is not None:
-            cases.append(Case(test_id, module, "failed", first_line(problem.get("message") or problem.text)))
+            found = Case(test_id, module, "failed", first_line(problem.get("message") or problem.text))
         elif skipped is not None:
             reason = (skipped.get("message") or "").removeprefix("Skipped: ")
-            cases.append(Case(test_id, module, "skipped", first_line(reason)))
+            found = Case(test_id, module, "skipped", first_line(reason))
         else:
-            cases.append(Case(test_id, module, "passed"))
+            found = Case(test_id, module, "passed")
+        tagged = [p.get("value") for p in case.iter("property") if p.get("name") == "feature"]
+        # runs from before the tags existed: the same rules, from the test's name
+        found.feature = tagged[0] if tagged else feature_of(module, case.get("name", "").split("[")[0])
+        cases.append(found)
     return cases
 
 
+def feature_order(feature: str) -> tuple[int, str]:
+    """The rules' features first (the protocol any server can be held to), then the modules', in their order."""
+    order = [f for f, _ in RULES] + [f for f in MODULES.values() if f not in {r for r, _ in RULES}]
+    return (order.index(feature) if feature in order else len(order), feature)
+
+
 def matrix(runs: dict[str, list[Case]]) -> str:
-    """The Markdown table (features in FEATURES' order, then others) and the traced failures and skips."""
-    modules = sorted({c.module for cases in runs.values() for c in cases},
-                     key=lambda m: (list(FEATURES).index(m) if m in FEATURES else len(FEATURES), m))
+    """The Markdown table (a row per feature, see feature_order) and the traced failures and skips."""
+    features = sorted({c.feature for cases in runs.values() for c in cases}, key=feature_order)
     servers = list(runs)
     lines = ["| feature | " + " | ".join(servers) + " |", "|---" * (len(servers) + 1) + "|"]
-    for module in modules:
-        cells = [Cell([c for c in runs[s] if c.module == module]).render() for s in servers]
-        lines.append(f"| {FEATURES.get(module, module)} (`{module}`) | " + " | ".join(cells) + " |")
+    for feature in features:
+        cells = [Cell([c for c in runs[s] if c.feature == feature]).render() for s in servers]
+        lines.append(f"| {feature} | " + " | ".join(cells) + " |")
     for server in servers:
         notes = [c for c in runs[server] if c.outcome != "passed"]
         if notes:

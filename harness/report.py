@@ -208,6 +208,10 @@ def main(argv: list[str] | None = None) -> int:
         from . import conformance_matrix
 
         return conformance_matrix.main(argv[1:])
+    if argv[:1] == ["charts"]:  # SVG charts of the same-run comparisons (harness/charts.py)
+        from . import charts
+
+        return charts.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m harness.report", description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=REPO / "build" / "results")
     parser.add_argument("--readme", type=Path, default=REPO / "README.md")

@@ -6,7 +6,8 @@ from __future__ import annotations
 from harness.conformance_matrix import main, matrix, read_cases
 
 OURS = """<testsuites><testsuite name="pytest">
-<testcase classname="conformance.test_chat" name="test_stream_shape" time="0.1"/>
+<testcase classname="conformance.test_chat" name="test_stream_shape" time="0.1">
+  <properties><property name="feature" value="SSE stream: chunk shape and order, [DONE]"/></properties></testcase>
 <testcase classname="conformance.test_chat" name="test_usage_chunk" time="0.1"/>
 <testcase classname="conformance.test_lifecycle" name="test_metrics" time="0.1"/>
 </testsuite></testsuites>"""
@@ -36,15 +37,25 @@ def test_cases_are_read_with_their_outcome_and_first_line(tmp_path):
     assert cases[2].detail == "needs this project's own server (module test_lifecycle)"
 
 
+def test_each_case_has_its_feature_from_the_xml_or_from_its_name(tmp_path):
+    ours = read_cases(write(tmp_path, "ours.xml", OURS))
+    assert [c.feature for c in ours] == ["SSE stream: chunk shape and order, [DONE]",  # the suite's tag
+                                         "usage and stream_options",  # no tag: the rules, by the name
+                                         "health, metrics, auth, queue limits"]  # no rule: the module's
+
+
 def test_the_matrix_has_a_row_per_feature_and_traces_each_cell(tmp_path):
     runs = {"infini-qwen3": read_cases(write(tmp_path, "ours.xml", OURS)),
             "llama-server": read_cases(write(tmp_path, "theirs.xml", THEIRS))}
     table = matrix(runs)
     rows = table.splitlines()
     assert rows[0] == "| feature | infini-qwen3 | llama-server |"
-    chat = next(r for r in rows if "`test_chat`" in r)
-    assert "pass 2/2" in chat and "FAIL 1/2: `conformance/test_chat.py::test_usage_chunk`" in chat
-    lifecycle = next(r for r in rows if "`test_lifecycle`" in r)
+    assert [r.split(" | ")[0] for r in rows[2:5]] == ["| SSE stream: chunk shape and order, [DONE]",
+                                                      "| usage and stream_options",
+                                                      "| health, metrics, auth, queue limits"]
+    usage = next(r for r in rows if r.startswith("| usage"))
+    assert "pass 1/1" in usage and "FAIL 0/1: `conformance/test_chat.py::test_usage_chunk`" in usage
+    lifecycle = next(r for r in rows if r.startswith("| health"))
     assert "skipped (needs this project's own server (module test_lifecycle))" in lifecycle
     assert "- failed `conformance/test_chat.py::test_usage_chunk`: AssertionError" in table
 

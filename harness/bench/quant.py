@@ -4,8 +4,8 @@
 versions quantized at bench time (harness/fixtures/quantized.py), all loaded at once, compute in bf16. Batch-1
 decode alternates the formats, each run right after a streaming read of memory (the machine's bandwidth moves
 within minutes), and is reported with its fraction of its own read-bandwidth limit (the bytes each token reads:
-every weight the model holds, less the embedding table when lm_head is separate); then batch-8 decode and
-prefill 1 x 512.
+every weight the model holds, less the embedding table when lm_head is separate); batch-8 decode and prefill
+1 x 512 alternate the formats the same way (medians).
 
 --transformers adds transformers (bf16) on each 8-bit format's dequantized twin, the same values as ours computes
 with; --peer llama.cpp adds llama.cpp on the bf16 checkpoint as GGUF bf16 and as its own Q8_0 (harness/bench/
@@ -85,12 +85,18 @@ def run(args) -> dict:
                                max_step_tokens=512) for name, path in paths.items()}
     try:
         runs: dict[str, list[tuple[float, float]]] = {name: [] for name in models}
+        batched: dict[str, list[float]] = {name: [] for name in models}
+        prefills: dict[str, list[float]] = {name: [] for name in models}
         for name, model in models.items():  # warm-up: descriptors, caches
             measure.ours_decode(model, measure.Shape(1, 4), 1)
-        for _ in range(args.repeats):
+        for _ in range(args.repeats):  # every rate alternates the formats, so a change of the machine hits all
             for name, model in models.items():
                 read = measure.read_bandwidth("cpu")
                 runs[name].append((read, measure.ours_decode(model, b1, 1)))
+            for name, model in models.items():
+                batched[name].append(measure.ours_decode(model, b8, 1))
+            for name, model in models.items():
+                prefills[name].append(measure.ours_prefill(model, pre, 1))
         result = {"config": args.config, "formats": {}}
         for name, model in models.items():
             config = model.config
@@ -101,8 +107,8 @@ def run(args) -> dict:
                 "decode_b1": statistics.median(rate for _, rate in runs[name]),
                 "floor_fraction": fractions[len(fractions) // 2],
                 "runs": [{"read_bytes_per_s": read, "tokens_per_s": rate} for read, rate in runs[name]],
-                "decode_b8": measure.ours_decode(model, b8, args.repeats),
-                "prefill_1x512": measure.ours_prefill(model, pre, args.repeats),
+                "decode_b8": statistics.median(batched[name]),
+                "prefill_1x512": statistics.median(prefills[name]),
             }
     finally:
         for model in models.values():
