@@ -52,6 +52,8 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     global MODEL
+    config.addinivalue_line("markers", "own_server: the case asserts this suite's own server configuration; "
+                                       "skipped with --base-url")
     if config.getoption("target_model", default=None):
         MODEL = config.getoption("target_model")
 
