@@ -125,6 +125,7 @@ def serving(args) -> dict:
     model_dir = args.model or configs.build(args.config, REPO / "build" / "bench", args.dtype)
     streams = [int(n) for n in args.streams.split(",")]
     logs = REPO / "build" / "results" / "llama-server"
+    logs.mkdir(parents=True, exist_ok=True)
     ours = bench_serving.serve_and_measure(model_dir, "cpu", args.dtype, streams, args.tokens, logs)
     gguf = prepared_gguf(model_dir, args.dtype)
     with LlamaServer(gguf, "bench", logs / "llama-server.log", threads=args.threads, context=512 + args.tokens,
