@@ -63,12 +63,14 @@ def external_target(config) -> str | None:
 
 
 def pytest_collection_modifyitems(config, items):
-    for item in items:  # the matrix's row of each case (conformance/features.py), in the JUnit XML
+    # The hook sees the whole session's items (unit and parity tests too, when pytest runs everything).
+    cases = [item for item in items if item.module.__name__.startswith("conformance.")]
+    for item in cases:  # the matrix's row of each case (conformance/features.py), in the JUnit XML
         module = item.module.__name__.rsplit(".", 1)[-1]
         item.user_properties.append(("feature", feature_of(module, getattr(item, "originalname", item.name))))
     if external_target(config) is None:
         return
-    for item in items:
+    for item in cases:
         module = item.module.__name__.rsplit(".", 1)[-1]
         own = sorted(OWN_FIXTURES & set(item.fixturenames))
         if module in OWN_MODULES or own or item.get_closest_marker("own_server"):
