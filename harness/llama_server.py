@@ -20,66 +20,33 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
-
+from conformance.server_process import LoopbackServer
 from harness.bench import llama_cpp
 from harness.results import REPO
 
 MODEL_NAME = "qwen3-demo"  # the name the conformance suite asks for (conformance/conftest.py)
 
 
-class LlamaServer:
-    """llama-server on a loopback port, started and stopped like conformance/server_process.py's ServerProcess."""
+class LlamaServer(LoopbackServer):
+    """llama-server on a loopback port (started, checked and stopped as conformance/server_process.py's servers)."""
+
+    name = "llama-server"
 
     def __init__(self, gguf: Path, alias: str, log_path: Path, *, port: int | None = None, threads: int | None = None,
                  context: int = 8192, slots: int = 4):
-        from conformance.server_process import free_port
+        super().__init__(log_path, port)
+        self.arguments = ["-m", str(gguf), "--alias", alias, "--host", "127.0.0.1", "--port", str(self.port),
+                          "-t", str(threads or os.cpu_count() or 1), "-c", str(context * slots), "-np", str(slots),
+                          "--jinja"]
 
-        self.port = port or free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.command = [str(llama_cpp.BINARIES / llama_cpp.SERVER), "-m", str(gguf), "--alias", alias,
-                        "--host", "127.0.0.1", "--port", str(self.port), "-t", str(threads or os.cpu_count() or 1),
-                        "-c", str(context * slots), "-np", str(slots), "--jinja"]
-        self.log_path = log_path
-        self.process: subprocess.Popen | None = None
+    def command(self) -> list[str]:
+        return [str(llama_cpp.BINARIES / llama_cpp.SERVER), *self.arguments]
 
     def start(self, timeout: float = 300) -> "LlamaServer":
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "w")
-        print("[llama-server] " + " ".join(self.command), flush=True)
-        self.process = subprocess.Popen(self.command, stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"llama-server exited with {self.process.returncode}: see {self.log_path}")
-            try:
-                if httpx.get(f"{self.base_url}/health", timeout=2).status_code == 200:  # 503 while loading
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"llama-server was not ready in {timeout} s: see {self.log_path}")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self.process:
-            self._log.close()
-
-    def __enter__(self) -> "LlamaServer":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        print("[llama-server] " + " ".join(self.command()), flush=True)
+        return super().start(timeout)
 
 
 def prepared_gguf(model_dir: Path, dtype: str) -> Path:

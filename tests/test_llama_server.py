@@ -28,7 +28,7 @@ def test_the_server_target_is_configured_on_and_only_missing_tools_are_built(tmp
 def test_the_server_serves_the_gguf_under_the_alias_with_its_chat_template(tmp_path):
     server = llama_server.LlamaServer(tmp_path / "m.gguf", "qwen3-demo", tmp_path / "log", port=8123, threads=2,
                                       context=512, slots=8)
-    command = server.command
+    command = server.command()
     assert command[0].endswith("llama-server")
     assert command[command.index("-m") + 1] == str(tmp_path / "m.gguf")
     assert command[command.index("--alias") + 1] == "qwen3-demo"
