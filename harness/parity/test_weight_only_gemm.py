@@ -57,6 +57,34 @@ def test_weight_only_gemm_matches_the_dequantized_product(ops, dtype, m, n, k, w
     assert rel_err(c, expected) < TOL[dtype]
 
 
+def rounded_weights(b: torch.Tensor, scales: torch.Tensor, weight_format: int, block_n: int, block_k: int):
+    """dequant(b) as the operator's GEMM path makes it for bf16 a: each weight's value times its scale in F32,
+    rounded to bf16 to nearest even."""
+    n, k = b.shape
+    values = b.float() if weight_format == WEIGHT_INT8 else b.view(torch.float8_e4m3fn).float()
+    expanded = scales.repeat_interleave(block_n, 0)[:n].repeat_interleave(block_k, 1)[:, :k]
+    return (values * expanded).bfloat16()
+
+
+# Many rows of a (the GEMM path): several panels of b and blocks of a's rows, partial ones, odd k.
+GEMM_SHAPES = [(17, 70, 257, WEIGHT_INT8, 1, 64), (40, 100, 300, WEIGHT_F8_E4M3, 128, 128),
+               (100, 33, 128, WEIGHT_F8_E4M3, 1, 128), (29, 64, 2049, WEIGHT_INT8, 1, 128)]
+
+
+@pytest.mark.parametrize("m, n, k, weight_format, block_n, block_k", GEMM_SHAPES)
+def test_gemm_path_is_the_bf16_gemm_on_the_rounded_weights(ops, m, n, k, weight_format, block_n, block_k):
+    """bf16, many rows: bit for bit the dense bf16 GEMM operator on the weights dequantized and rounded to bf16
+    (whether the operator dequantizes b into its workspace or each panel as the GEMM packs it), residual included."""
+    g = torch.Generator().manual_seed(m * 131 + n + k)
+    b, scales, _ = quantized(n, k, weight_format, block_n, block_k, g)
+    a = torch.randn(m, k, generator=g).bfloat16()
+    c = torch.randn(m, n, generator=g).bfloat16()
+    dense_c = c.clone()
+    ops.weight_only_gemm(c, a, b, scales, weight_format, block_n, block_k, alpha=1.0, beta=1.0)
+    ops.gemm(dense_c, a, rounded_weights(b, scales, weight_format, block_n, block_k).T, alpha=1.0, beta=1.0)
+    assert torch.equal(c.view(torch.int16), dense_c.view(torch.int16))
+
+
 @pytest.mark.parametrize("m", [1, 3, 6])
 @pytest.mark.parametrize("weight_format", [WEIGHT_INT8, WEIGHT_F8_E4M3])
 def test_every_weight_byte_has_its_exact_value(ops, weight_format, m):
@@ -100,5 +128,6 @@ def test_weight_only_gemm_on_each_cpu_tier(ops, tier):
         pytest.skip("these are the CPU backend's paths")
     if not CPU_TIERS[tier] <= cpu_flags():
         pytest.skip(f"this CPU lacks {sorted(CPU_TIERS[tier] - cpu_flags())}")
-    run_in_process_with({"INFINICORE_CPU_ISA": tier}, "harness/parity/test_weight_only_gemm.py::"
-                        "test_weight_only_gemm_matches_the_dequantized_product")
+    run_in_process_with({"INFINICORE_CPU_ISA": tier}, *(f"harness/parity/test_weight_only_gemm.py::{name}" for name in
+                        ("test_weight_only_gemm_matches_the_dequantized_product",
+                         "test_gemm_path_is_the_bf16_gemm_on_the_rounded_weights")))
