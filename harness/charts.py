@@ -72,7 +72,8 @@ def quant(result: dict) -> dict:
     metrics = [("decode_b1", "decode batch 1"), ("decode_b8", "decode batch 8"), ("prefill_1x512", "prefill 1x512")]
     panels = [panel(title, "tokens/s", [""], {label: [entry.get(key)] for label, entry in bars.items()})
               for key, title in metrics]
-    return {"title": "8-bit weights against bf16, Qwen3-1.7B shapes, CPU, one run", "panels": panels}
+    where = f"CPU: {result['cpu_model']}, tier {result['cpu_isa']}" if "cpu_isa" in result else "CPU"
+    return {"title": f"8-bit weights against bf16, Qwen3-1.7B shapes, {where}, one run", "panels": panels}
 
 
 def serving(result: dict) -> dict:

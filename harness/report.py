@@ -114,6 +114,8 @@ def parity_table(parity: dict) -> list[str]:
 def render_section(result: DeviceResults) -> str:
     meta = result.parity or result.bench or {}
     title = f"#### {meta.get('device_name', result.device)}"
+    if meta.get("cpu_model") and result.device == "cpu":
+        title += f", {meta['cpu_model']}"
     if meta.get("date"):
         versions = meta.get("versions") or {}
         commit = meta.get("commit", "unknown")

@@ -16,8 +16,20 @@ def results_dir(device: str) -> Path:
     return Path(os.environ.get("INFINI_QWEN3_RESULTS") or BUILD_ROOT / "results" / device)
 
 
+def cpu_model() -> str:
+    """The CPU's model name as /proc/cpuinfo gives it (numbers from different CPUs must not be mixed up)."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
 def run_metadata(device: str) -> dict:
-    """Where and when results were made: device name, UTC date, commit, torch/transformers versions."""
+    """Where and when results were made: device name, CPU model, UTC date, commit, torch/transformers versions."""
     import datetime
     import os
     import subprocess
@@ -30,7 +42,7 @@ def run_metadata(device: str) -> dict:
         name = torch.cuda.get_device_name(0)
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO,
                             capture_output=True, text=True).stdout.strip()
-    return {"device": device, "device_name": name,
+    return {"device": device, "device_name": name, "cpu_model": cpu_model(),
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "commit": commit or "unknown",
             "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "infinicore": "0.1.0"}}

@@ -84,3 +84,10 @@ def test_summary_names_the_operator_closest_to_its_limit(results):
 
 def test_the_repository_readme_block_parses():
     assert report.main(["--check"]) == 0
+
+
+def test_a_cpu_section_names_the_cpu_model(results):
+    """CPU numbers differ by CPU class (AMX or not): the section says which CPU made them."""
+    (results / "cpu" / "parity.json").write_text(json.dumps({**PARITY, "cpu_model": "Example CPU 9000"}))
+    merged = report.merge(README, report.load(results))
+    assert "#### CPU (2 cores), Example CPU 9000 — 2026-11-26 06:00 UTC" in merged

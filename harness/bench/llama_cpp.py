@@ -19,7 +19,8 @@ from infini_qwen3.build import BUILD_ROOT
 SDIST = "llama-cpp-python==0.3.36"
 ROOT = BUILD_ROOT / "llama-cpp"
 SOURCE = ROOT / "src"
-BINARIES = ROOT / "build" / "bin"
+BUILD_DIR = ROOT / "build"
+BINARIES = BUILD_DIR / "bin"
 TOOLS = ("llama-bench", "llama-batched-bench")
 GGUF_TYPES = {"bf16": "bf16", "f16": "f16", "f32": "f32", "q8_0": "q8_0"}  # q8_0: converted by llama.cpp
 
@@ -53,17 +54,33 @@ def fetch_source() -> Path:
 SERVER = "llama-server"  # the second reference server of the conformance matrix (harness/llama_server.py)
 
 
+def compiler_flags() -> str:
+    """Flags added to GGML_NATIVE's -march=native. Without AMX's instructions where the CPU has them: this tree's
+    AMX kernels (Q8_0 and other quantized types) load a tile configuration on OpenMP worker threads that never asked
+    the kernel for AMX state (ggml_amx_init asks on the main thread only), and die with SIGILL at the first
+    `ldtilecfg` (ggml-org/llama.cpp pull request 26954); its bf16 path never used AMX."""
+    from .tiers import cpu_flags
+
+    return "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" if "amx_tile" in cpu_flags() else ""
+
+
 def build(jobs: int = 2, tools: tuple[str, ...] = TOOLS) -> Path:
     """The tools (llama-bench and llama-batched-bench unless told; SERVER for the server), built natively, cached:
-    a tool already built costs nothing."""
+    a tool already built with the same flags costs nothing."""
+    flags = compiler_flags()
+    stamp = BUILD_DIR / "infini-qwen3-flags.txt"  # the flags the cached tools were built with
+    if BUILD_DIR.exists() and (stamp.read_text() if stamp.exists() else "") != flags:
+        shutil.rmtree(BUILD_DIR)  # every tool in it was built with other flags
     missing = [tool for tool in tools if not (BINARIES / tool).exists()]
     if not missing:
         return BINARIES
     source = fetch_source()
-    _run(["cmake", "-S", source, "-B", ROOT / "build", "-DCMAKE_BUILD_TYPE=Release", "-DGGML_NATIVE=ON",
+    _run(["cmake", "-S", source, "-B", BUILD_DIR, "-DCMAKE_BUILD_TYPE=Release", "-DGGML_NATIVE=ON",
           "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF", f"-DLLAMA_BUILD_SERVER={'ON' if SERVER in missing else 'OFF'}",
-          "-DGGML_OPENMP=ON"])
-    _run(["cmake", "--build", ROOT / "build", "-j", jobs, "--target", *missing])
+          "-DGGML_OPENMP=ON", f"-DCMAKE_C_FLAGS={flags}", f"-DCMAKE_CXX_FLAGS={flags}"])
+    _run(["cmake", "--build", BUILD_DIR, "-j", jobs, "--target", *missing])
+    BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(flags)
     return BINARIES
 
 
@@ -145,4 +162,5 @@ def measure(model_dir: Path, dtype: str, threads: int, prefill_shapes, decode_sh
     decode = {f"{s.batch},{s.tokens}": single["decode_batch1"] if s.batch == 1 else batched.get(s.batch)
               for s in decode_shapes}
     return {"prefill": prefill, "decode": decode, "threads": threads, "gguf": str(gguf), "source": SDIST,
-            "build": "cmake, GGML_NATIVE=ON (the instructions of this CPU)"}
+            "build": "cmake, GGML_NATIVE=ON (the instructions of this CPU)" + (f", {compiler_flags()}"
+                                                                                if compiler_flags() else "")}

@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 from pathlib import Path
 
 from harness.fixtures.quantized import quantized_checkpoint
-from harness.results import write_result
+from harness.results import run_metadata, write_result
 from infini_qwen3.build import BUILD_ROOT
 from infini_qwen3.config import Qwen3Config
 from infini_qwen3.kv_memory import weight_bytes
 from infini_qwen3.model import Qwen3Model
 
 from . import configs, measure
+from .tiers import our_tier
 
 DTYPE_BYTES = 2  # bf16 compute
 
@@ -70,7 +72,11 @@ def llama_cpp_rows(args, dense: Path, shapes) -> dict:
     b1, b8, pre = shapes
     rows = {}
     for gguf_type in ("bf16", "q8_0"):
-        found = llama_cpp.measure(dense, gguf_type, torch.get_num_threads(), [pre], [b1, b8])
+        try:
+            found = llama_cpp.measure(dense, gguf_type, torch.get_num_threads(), [pre], [b1, b8])
+        except subprocess.CalledProcessError as error:  # the row says so; the rows measured before it stand
+            rows[gguf_type] = {"error": str(error)}
+            continue
         rows[gguf_type] = {"decode_b1": found["decode"][f"1,{b1.tokens}"],
                            "decode_b8": found["decode"][f"8,{b8.tokens}"],
                            "prefill_1x512": found["prefill"][f"1,{pre.tokens}"], "gguf": found["gguf"]}
@@ -79,6 +85,11 @@ def llama_cpp_rows(args, dense: Path, shapes) -> dict:
 
 def run(args) -> dict:
     paths = checkpoints(args)
+    if "llama.cpp" in args.peer:  # built and converted first: a missing tool stops the run before the long part
+        from . import llama_cpp
+
+        for gguf_type in ("bf16", "q8_0"):
+            llama_cpp.prepare(paths.get("bf16") or configs.build(args.config, BUILD_ROOT / "bench", "bf16"), gguf_type)
     b1, b8, pre = measure.Shape(1, args.decode_tokens), measure.Shape(8, args.decode_tokens), measure.Shape(1, 512)
     context = 544
     models = {name: Qwen3Model(path, dtype="bf16", max_model_len=context, kv_cache_tokens=8 * context,
@@ -97,7 +108,7 @@ def run(args) -> dict:
                 batched[name].append(measure.ours_decode(model, b8, 1))
             for name, model in models.items():
                 prefills[name].append(measure.ours_prefill(model, pre, 1))
-        result = {"config": args.config, "formats": {}}
+        result = {"config": args.config, **run_metadata("cpu"), "cpu_isa": our_tier(), "formats": {}}
         for name, model in models.items():
             config = model.config
             per_token = bytes_per_token(config)
@@ -136,7 +147,9 @@ def ratios(entry: dict, base: dict) -> dict:
 
 
 def markdown(result: dict) -> str:
-    lines = ["| weights | bytes/token (MB) | decode b1 tok/s | of its read limit | decode b8 tok/s | prefill 1x512 "
+    where = f"{result['cpu_model']}, tier {result['cpu_isa']}, " if "cpu_isa" in result else ""
+    lines = [f"**{result['config']}**, {where}bf16 compute, one run", "",
+             "| weights | bytes/token (MB) | decode b1 tok/s | of its read limit | decode b8 tok/s | prefill 1x512 "
              "tok/s | vs bf16 (b1 / b8 / prefill) |", "|---|---|---|---|---|---|---|"]
     for name, e in result["formats"].items():
         ratios = " / ".join(f"{e.get('vs_bf16', {}).get(k, 1):.2f}" for k in ("decode_b1", "decode_b8",
@@ -147,6 +160,9 @@ def markdown(result: dict) -> str:
         lines.append(f"| transformers bf16 on {name}'s dequantized weights | | {e['decode_b1']:.2f} | | "
                      f"{e['decode_b8']:.2f} | {e['prefill_1x512']:.1f} | |")
     for name, e in result.get("llama.cpp", {}).items():
+        if "error" in e:
+            lines.append(f"| llama.cpp {name} | | failed: {e['error']} | | | | |")
+            continue
         ratios = " / ".join(f"{e['vs_bf16'][k]:.2f}" for k in RATES if k in e.get("vs_bf16", {}))
         lines.append(f"| llama.cpp {name.upper() if name == 'q8_0' else name} | | {e['decode_b1']:.2f} | | "
                      f"{e['decode_b8']:.2f} | {e['prefill_1x512']:.1f} | {ratios or '1.00 / 1.00 / 1.00'} |")

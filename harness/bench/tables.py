@@ -24,7 +24,9 @@ def _peer_rate(result: dict, peer: str, kind: str, row: dict):
 
 def markdown(result: dict) -> str:
     peers = sorted(result.get("peers", {}))
-    lines = [f"**{result['config']}** on {result['device_name']} ({result['dtype']}), "
+    cpu = result.get("cpu_model") if result.get("device") == "cpu" else None
+    where = result["device_name"] + (f", {cpu}" if cpu else "")
+    lines = [f"**{result['config']}** on {where} ({result['dtype']}), "
              f"{result['date']}, commit {result['commit'][:10]}", "",
              "| step | batch × tokens | infini-qwen3 tokens/s | transformers tokens/s | ratio |"
              + "".join(f" {peer} tokens/s | ratio to {peer} |" for peer in peers),
