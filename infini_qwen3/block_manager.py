@@ -85,24 +85,21 @@ class BlockManager:
         return (len(held) + len(self._free)) * self.block_size
 
     # -- prefix cache ----------------------------------------------------------------------------------------
-    def full_block_hashes(self, tokens: list[int], salt: str | None, count: int | None = None) -> list[BlockHash]:
-        """The chained hashes of the first `count` full blocks of `tokens` (all of them when None)."""
-        bs = self.block_size
-        count = len(tokens) // bs if count is None else count
-        hashes: list[BlockHash] = []
-        for i in range(count):
-            hashes.append(block_hash(hashes[-1] if hashes else None, tokens[i * bs:(i + 1) * bs], salt))
-        return hashes
-
-    def match(self, tokens: list[int], salt: str | None) -> list[int]:
+    def match(self, tokens: list[int], salt: str | None, chain: list[BlockHash] | None = None) -> list[int]:
         """Claims the cached blocks `tokens` starts with and returns them (a new block table). At most the full
         blocks before the last token: the last token is always computed, as it gives the logits, and its block is
-        written, so it must not be a shared one (vLLM drops that whole block from the hit too)."""
+        written, so it must not be a shared one (vLLM drops that whole block from the hit too). Blocks are hashed
+        only up to the first miss; `chain` holds the hashes of tokens' leading full blocks known from an earlier
+        call and is extended in place, so that a request waiting for room is not hashed again at every step (its
+        tokens only grow)."""
+        chain = [] if chain is None else chain
+        bs = self.block_size
         with self._lock:
-            hashes = self.full_block_hashes(tokens, salt, (len(tokens) - 1) // self.block_size)
             found: list[int] = []
-            for h in hashes:
-                block = self._cached.get(h)
+            for i in range((len(tokens) - 1) // bs):
+                if i == len(chain):
+                    chain.append(block_hash(chain[-1] if chain else None, tokens[i * bs:(i + 1) * bs], salt))
+                block = self._cached.get(chain[i])
                 if block is None:
                     break
                 found.append(block)

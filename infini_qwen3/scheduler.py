@@ -68,6 +68,7 @@ class Running(Sequence):
     request: Request
     cancelled: bool = False
     registered_blocks: int = 0  # leading full blocks already offered to the prefix cache
+    block_hashes: list = field(default_factory=list)  # prefix-cache hashes of its leading full blocks, as computed
     prompt_logprobs: list[TokenLogprobs | None] = field(default_factory=lambda: [None])  # when asked, as computed
 
     @property
@@ -217,7 +218,7 @@ class Scheduler:
             seq = source[0]
             # a request scoring its prompt needs the logits of every prompt row, so it computes them all
             reads_cache = self.enable_prefix_caching and seq.request.logits.prompt_logprobs is None
-            hit = self.kv.match(seq.tokens, seq.request.cache_salt) if reads_cache else []
+            hit = self.kv.match(seq.tokens, seq.request.cache_salt, seq.block_hashes) if reads_cache else []
             need = self.kv.blocks_for(len(seq.tokens) + 1) - len(hit)
             if need + len(self.running) > self.kv.free:
                 self.kv.release(hit)

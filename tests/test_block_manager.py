@@ -146,6 +146,25 @@ def test_cached_blocks_nobody_holds_are_free_and_evicted_least_recent_first_tail
     assert kv.cached == 3
 
 
+def test_a_prompt_is_hashed_up_to_its_first_miss_and_once_across_lookups(monkeypatch):
+    """A request waiting for room is looked up at every step: its chain of block hashes is kept, not recomputed."""
+    import infini_qwen3.block_manager as block_manager
+
+    kv = BlockManager(8, 4)
+    first: list[int] = []
+    kv.grow(first, 8)
+    kv.register(first, list(range(8)), None, 8)
+    calls = []
+    monkeypatch.setattr(block_manager, "block_hash", lambda *a: calls.append(a) or block_hash(*a))
+    tokens, chain = list(range(8)) + [50, 51, 52, 53, 60, 61, 62, 63, 70], []
+    hit = kv.match(tokens, None, chain)
+    assert hit == first[:2] and len(calls) == 3, "two hits, then the first miss ends the lookup"
+    kv.release(hit)
+    assert kv.match(tokens, None, chain) == first[:2] and len(calls) == 3  # nothing hashed again
+    assert chain == [block_hash(None, [0, 1, 2, 3], None), block_hash(chain[0], [4, 5, 6, 7], None),
+                     block_hash(chain[1], [50, 51, 52, 53], None)]
+
+
 def test_block_hashes_chain_their_parents_and_salt():
     first = block_hash(None, [1, 2], None)
     assert block_hash(first, [3, 4], None) != block_hash(block_hash(None, [9, 9], None), [3, 4], None)

@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from harness.results import run_metadata, write_result
+from harness.results import write_result
 from infini_qwen3.build import BUILD_ROOT
 from infini_qwen3.config import Qwen3Config
 from infini_qwen3.model import KV_BLOCK_SIZE, Qwen3Model
@@ -65,11 +65,6 @@ def parse_args(argv):
         args.prefill, args.decode, args.streams, args.stream_tokens, args.repeats = "1x128,4x64", "1x16,8x16", \
             "1,8", 16, 1
     return args
-
-
-def run_info(args, model_dir: Path) -> dict:
-    return {**run_metadata(args.device), "config": args.model or args.config, "model_dir": str(model_dir),
-            "dtype": args.dtype, "ndev": args.ndev, "shape": None if args.model else configs.describe(args.config)}
 
 
 def peak_host_mib() -> float:
@@ -143,7 +138,7 @@ def throughput(args) -> dict:
     prefill, decode = parse_shapes(args.prefill), parse_shapes(args.decode)
     work = Path(tempfile.mkdtemp(prefix="bench-"))
     model_dir = Path(args.model) if args.model else configs.build(args.config, BUILD_ROOT / "bench", args.dtype)
-    result = run_info(args, model_dir)
+    result = configs.run_info(args, model_dir)
     print(f"[bench] {result['config']} on {result['device_name']} ({args.dtype})", flush=True)
 
     peer_decode = None

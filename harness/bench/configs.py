@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.fixtures.published import QWEN3_1_7B_CONFIG
+from harness.results import run_metadata
 from infini_qwen3.demo_checkpoint import tiny_config
 
 # Qwen3-1.7B's published shapes.
@@ -29,3 +30,9 @@ def describe(name: str) -> dict:
     shape = tiny_config(**CONFIGS[name])
     return {k: shape[k] for k in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
                                   "num_key_value_heads", "head_dim", "vocab_size")}
+
+
+def run_info(args, model_dir: Path) -> dict:
+    """What a bench result says of its run: where and when (run_metadata), and which model, dtype and shape."""
+    return {**run_metadata(args.device), "config": args.model or args.config, "model_dir": str(model_dir),
+            "dtype": args.dtype, "ndev": args.ndev, "shape": None if args.model else describe(args.config)}

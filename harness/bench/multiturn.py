@@ -20,7 +20,6 @@ from harness.results import write_result
 from infini_qwen3.build import BUILD_ROOT
 
 from . import configs
-from .__main__ import run_info
 
 QUESTIONS = ["Which tool lists the files of a folder?", "Use it on the folder /data, then summarize.",
              "Now compare two of those files.", "What would you check next?", "Write the final report."]
@@ -161,7 +160,7 @@ def main(argv: list[str]) -> None:
     args = p.parse_args(argv)
     model_dir = Path(args.model) if args.model else configs.build(args.config, BUILD_ROOT / "bench", args.dtype)
     args.ndev = 1
-    result = run_info(args, model_dir)
+    result = configs.run_info(args, model_dir)
     result["workload"] = {"users": args.users, "turns": args.turns, "system_tokens": args.system_tokens,
                           "max_tokens": args.max_tokens}
     log_dir = Path(tempfile.mkdtemp(prefix="bench-multiturn-"))

@@ -25,7 +25,7 @@ from .connections import QuietRepeats
 from .endpoints import CHAT, COMPLETIONS, Endpoint, Job
 from .errors import APIError
 from .generation import GenerationFailed
-from .plumbing import accept_post, check_auth
+from .plumbing import accept_get, accept_post
 from .request_id import RequestIdMiddleware
 from .responses_api import RESPONSES
 from .service import Service
@@ -162,8 +162,7 @@ def model_entry(service: Service) -> dict:
 def models_route(state: ServerState):
     async def handler(request: Request) -> Response:
         try:
-            check_auth(request, state.config)
-            service = state.ready()
+            service = accept_get(state, request)
         except APIError as exc:
             return exc.response()
         return JSONResponse({"object": "list", "data": [model_entry(service)]})
@@ -175,8 +174,7 @@ def model_route(state: ServerState):
     """GET /v1/models/{id}: openai's models.retrieve."""
     async def handler(request: Request) -> Response:
         try:
-            check_auth(request, state.config)
-            service = state.ready()
+            service = accept_get(state, request)
             service.check_model(request.path_params["model"])
         except APIError as exc:
             return exc.response()

@@ -53,6 +53,12 @@ def check_json_content_type(request: Request) -> None:
         raise errors.unsupported_media_type(media_type)
 
 
+def accept_get(state: ServerState, request: Request) -> Service:
+    """The checks every authenticated GET passes (a loading server answers 503): the service that answers it."""
+    check_auth(request, state.config)
+    return state.ready()
+
+
 async def accept_post(state: ServerState, request: Request) -> tuple[Service, bytes]:
     """The checks every POST passes, in order (a loading server answers 503 before the body is read), and its body."""
     check_auth(request, state.config)

@@ -174,23 +174,24 @@ def _generation_params(body: dict, chat: bool) -> GenerationParams:
 
 
 # -- chat -------------------------------------------------------------------------------------------------------
-def _content_text(content, where: str) -> str:
-    """A message's content: a string, or a list of text parts (joined with newlines, as vLLM does)."""
+def content_text(content, where: str, param: str = "messages", part_types: tuple[str, ...] = ("text",)) -> str:
+    """A message's content: a string, or a list of text parts (joined with newlines, as vLLM does). `part_types`
+    are the part types that carry text (the Responses API adds input_text and output_text)."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
         texts = []
         for part in content:
             if not isinstance(part, dict) or not isinstance(part.get("type"), str):
-                raise bad_request(f"{where}: each content part must be an object with a `type`.", "messages")
-            if part["type"] != "text":
+                raise bad_request(f"{where}: each content part must be an object with a `type`.", param)
+            if part["type"] not in part_types:
                 raise bad_request(f"{where}: content parts of type `{part['type']}` are not supported; only "
-                                  f"`text`.", "messages")
+                                  f"{', '.join(f'`{t}`' for t in part_types)}.", param)
             if not isinstance(part.get("text"), str):
-                raise bad_request(f"{where}: a text part needs a string `text`.", "messages")
+                raise bad_request(f"{where}: a text part needs a string `text`.", param)
             texts.append(part["text"])
         return "\n".join(texts)
-    raise bad_request(f"{where}: `content` must be a string or a list of text parts.", "messages")
+    raise bad_request(f"{where}: `content` must be a string or a list of text parts.", param)
 
 
 def _is_call(call) -> bool:
@@ -211,7 +212,7 @@ def _message(index: int, message) -> dict:
     content = message.get("content")
     if content is None and not tool_calls:
         raise bad_request(f"{where}: `content` is required.", "messages")
-    out["content"] = "" if content is None else _content_text(content, where)
+    out["content"] = "" if content is None else content_text(content, where)
     if tool_calls:
         if not isinstance(tool_calls, list) or not all(_is_call(c) for c in tool_calls):
             raise bad_request(f"{where}: `tool_calls` must be a list of {{\"type\": \"function\", \"function\": "

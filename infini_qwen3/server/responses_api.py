@@ -15,7 +15,7 @@ import uuid
 
 from .endpoints import Endpoint, Job
 from .errors import bad_request
-from .protocol import parse_chat, shape_errors_are_bad_requests
+from .protocol import content_text, parse_chat, shape_errors_are_bad_requests
 from .responses import Renderer
 from .service import Service
 
@@ -27,23 +27,6 @@ NO_THINKING_EFFORTS = ("none", "minimal")
 
 
 # -- the request --------------------------------------------------------------------------------------------------
-def _text_of(content, param: str) -> str:
-    """A message's or tool output's content: a string, or text parts (joined with newlines, as chat content)."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        texts = []
-        for part in content:
-            if not isinstance(part, dict) or part.get("type") not in ITEM_TEXT_PARTS:
-                kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-                raise bad_request(f"Content parts of type {kind!r} are not supported (text only).", param)
-            if not isinstance(part.get("text"), str):
-                raise bad_request("A text part needs a string `text`.", param)
-            texts.append(part["text"])
-        return "\n".join(texts)
-    raise bad_request("Content must be a string or a list of text parts.", param)
-
-
 def _field(item: dict, name: str, index: int) -> str:
     value = item.get(name)
     if not isinstance(value, str):
@@ -58,7 +41,8 @@ def messages_from(body: dict) -> list[dict]:
     messages: list[dict] = []
     instructions = body.get("instructions")
     if instructions is not None:
-        messages.append({"role": "system", "content": _text_of(instructions, "instructions")})
+        system = content_text(instructions, "instructions", "instructions", ITEM_TEXT_PARTS)
+        messages.append({"role": "system", "content": system})
     items = body.get("input")
     if isinstance(items, str):
         return messages + [{"role": "user", "content": items}]
@@ -69,7 +53,8 @@ def messages_from(body: dict) -> list[dict]:
             raise bad_request(f"`input[{index}]` must be an object.", "input")
         kind = item.get("type", "message")
         if kind == "message":
-            messages.append({"role": item.get("role"), "content": _text_of(item.get("content"), "input")})
+            content = content_text(item.get("content"), f"input[{index}]", "input", ITEM_TEXT_PARTS)
+            messages.append({"role": item.get("role"), "content": content})
         elif kind == "function_call":
             call = {"id": _field(item, "call_id", index), "type": "function",
                     "function": {"name": _field(item, "name", index), "arguments": _field(item, "arguments", index)}}
@@ -79,8 +64,8 @@ def messages_from(body: dict) -> list[dict]:
             else:
                 messages.append({"role": "assistant", "content": "", "tool_calls": [call]})
         elif kind == "function_call_output":
-            messages.append({"role": "tool", "tool_call_id": _field(item, "call_id", index),
-                             "content": _text_of(item.get("output"), "input")})
+            output = content_text(item.get("output"), f"input[{index}]", "input", ITEM_TEXT_PARTS)
+            messages.append({"role": "tool", "tool_call_id": _field(item, "call_id", index), "content": output})
         elif kind != "reasoning":
             raise bad_request(f"Input items of type {kind!r} are not supported.", "input")
     return messages

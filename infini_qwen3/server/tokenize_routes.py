@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 
 from .body_fields import parse_json
 from .errors import APIError, bad_request
-from .plumbing import accept_post, check_auth
+from .plumbing import accept_get, accept_post
 from .protocol import parse_chat, parse_completion, parse_detokenize
 from .service import Service
 from .state import ServerState
@@ -69,8 +69,7 @@ def _route(state: ServerState, work):
 def tokenizer_info_route(state: ServerState):
     async def handler(request: Request) -> Response:
         try:
-            check_auth(request, state.config)
-            service = state.ready()
+            service = accept_get(state, request)
         except APIError as exc:
             return exc.response()
         return JSONResponse(tokenizer_info(service))
