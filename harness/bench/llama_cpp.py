@@ -161,6 +161,6 @@ def measure(model_dir: Path, dtype: str, threads: int, prefill_shapes, decode_sh
     prefill = {f"1,{t}": single["prefill"].get(t) for t in prefill_tokens}  # "batch,tokens": JSON keys
     decode = {f"{s.batch},{s.tokens}": single["decode_batch1"] if s.batch == 1 else batched.get(s.batch)
               for s in decode_shapes}
+    flags = compiler_flags()
     return {"prefill": prefill, "decode": decode, "threads": threads, "gguf": str(gguf), "source": SDIST,
-            "build": "cmake, GGML_NATIVE=ON (the instructions of this CPU)" + (f", {compiler_flags()}"
-                                                                                if compiler_flags() else "")}
+            "build": "cmake, GGML_NATIVE=ON (the instructions of this CPU)" + (f", {flags}" if flags else "")}

@@ -85,11 +85,12 @@ def llama_cpp_rows(args, dense: Path, shapes) -> dict:
 
 def run(args) -> dict:
     paths = checkpoints(args)
+    dense = paths.get("bf16") or configs.build(args.config, BUILD_ROOT / "bench", "bf16")  # llama.cpp's source
     if "llama.cpp" in args.peer:  # built and converted first: a missing tool stops the run before the long part
         from . import llama_cpp
 
         for gguf_type in ("bf16", "q8_0"):
-            llama_cpp.prepare(paths.get("bf16") or configs.build(args.config, BUILD_ROOT / "bench", "bf16"), gguf_type)
+            llama_cpp.prepare(dense, gguf_type)
     b1, b8, pre = measure.Shape(1, args.decode_tokens), measure.Shape(8, args.decode_tokens), measure.Shape(1, 512)
     context = 544
     models = {name: Qwen3Model(path, dtype="bf16", max_model_len=context, kv_cache_tokens=8 * context,
@@ -128,8 +129,7 @@ def run(args) -> dict:
     if args.transformers:
         result["transformers"] = transformers_rows(args, paths, shapes)
     if "llama.cpp" in args.peer:
-        result["llama.cpp"] = llama_cpp_rows(args, paths.get("bf16") or configs.build(args.config, BUILD_ROOT /
-                                                                                      "bench", "bf16"), shapes)
+        result["llama.cpp"] = llama_cpp_rows(args, dense, shapes)
     base = result["formats"].get("bf16")
     if base:
         for entry in result["formats"].values():
