@@ -66,9 +66,13 @@ def rounded_weights(b: torch.Tensor, scales: torch.Tensor, weight_format: int, b
     return (values * expanded).bfloat16()
 
 
-# Many rows of a (the GEMM path): several panels of b and blocks of a's rows, partial ones, odd k.
+# Many rows of a (the GEMM path): several panels of b and blocks of a's rows, partial ones, odd k; enough rows of
+# a with a long k that the AMX kernel takes a's rows in several chunks (each pair of weight blocks dequantized once
+# per chunk, the next pair while the current one is multiplied), with more threads than pairs of weight blocks.
 GEMM_SHAPES = [(17, 70, 257, WEIGHT_INT8, 1, 64), (40, 100, 300, WEIGHT_F8_E4M3, 128, 128),
-               (100, 33, 128, WEIGHT_F8_E4M3, 1, 128), (29, 64, 2049, WEIGHT_INT8, 1, 128)]
+               (100, 33, 128, WEIGHT_F8_E4M3, 1, 128), (29, 64, 2049, WEIGHT_INT8, 1, 128),
+               (700, 100, 2049, WEIGHT_F8_E4M3, 128, 128), (650, 90, 2112, WEIGHT_INT8, 1, 128),
+               (300, 20, 640, WEIGHT_F8_E4M3, 128, 128)]
 
 
 @pytest.mark.parametrize("m, n, k, weight_format, block_n, block_k", GEMM_SHAPES)
@@ -85,12 +89,13 @@ def test_gemm_path_is_the_bf16_gemm_on_the_rounded_weights(ops, m, n, k, weight_
     assert torch.equal(c.view(torch.int16), dense_c.view(torch.int16))
 
 
-@pytest.mark.parametrize("m", [1, 3, 6])
+@pytest.mark.parametrize("m", [1, 3, 6, 20])
 @pytest.mark.parametrize("weight_format", [WEIGHT_INT8, WEIGHT_F8_E4M3])
 def test_every_weight_byte_has_its_exact_value(ops, weight_format, m):
     """Each column of b holds all 256 bytes (E4M3's two NaN codes aside), and one-hot rows of a pick columns one by
     one, so every c[i, j] is one weight times a power-of-two scale: exact, whatever the path. The bf16 decode
-    kernels turn bytes into values by table lookup (int8's -128 set apart), 64 bytes at a time."""
+    kernels turn bytes into values by table lookup (int8's -128 set apart), 64 bytes at a time; 20 rows take the
+    GEMM path (on AMX, FP8 through tables of each group's scaled magnitudes)."""
     n = k = 256
     codes = (torch.arange(n)[:, None] + torch.arange(k)[None, :]) % 256
     b = codes.to(torch.uint8)
