@@ -90,6 +90,21 @@ def test_gemm_bf16_shapes_with_tails(ops, m, n, k, layout):
     assert rel_err(c, expected) < TOL[torch.bfloat16]
 
 
+@pytest.mark.skipif(not cpu_has_amx_bf16(), reason="the AMX kernel's packing; this CPU has no AMX-BF16")
+@pytest.mark.parametrize("m, n, k", [(64, 128, 512), (40, 100, 96), (33, 16, 64)])
+def test_pv_layout_packs_the_same_tiles_as_the_contiguous_layout(ops, m, n, k):
+    """P x V with V contiguous along n (attention) and the same product with V's transpose contiguous along k: the
+    AMX kernel packs both into the same tiles (16 columns interleaved in pairs of k, or 16 rows transposed), so the
+    results are the same bits; n and k with partial tiles take the element loop for those."""
+    g = torch.Generator().manual_seed(m + n + k)
+    a = torch.randn(m, k, generator=g).bfloat16()
+    v = torch.randn(k, n, generator=g).bfloat16()
+    along_n, along_k = torch.zeros(m, n).bfloat16(), torch.zeros(m, n).bfloat16()
+    ops.gemm(along_n, a, v)
+    ops.gemm(along_k, a, v.t().contiguous().t())
+    assert torch.equal(along_n.view(torch.int16), along_k.view(torch.int16))
+
+
 def run_in_process_with(environment: dict[str, str], *tests: str) -> None:
     """Runs tests of this file in a new process with `environment` added (InfiniCore reads its CPU switches once
     per process) and fails with its output if any fails. A test of another file is named by its full id."""
