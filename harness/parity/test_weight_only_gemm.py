@@ -68,11 +68,13 @@ def rounded_weights(b: torch.Tensor, scales: torch.Tensor, weight_format: int, b
 
 # Many rows of a (the GEMM path): several panels of b and blocks of a's rows, partial ones, odd k; enough rows of
 # a with a long k that the AMX kernel takes a's rows in several chunks (each pair of weight blocks dequantized once
-# per chunk, the next pair while the current one is multiplied), with more threads than pairs of weight blocks.
+# per chunk, the next pair while the current one is multiplied), with more threads than pairs of weight blocks;
+# k 6144 (the MLP's down projection) with more rows than L2 holds in 3 chunks beside its panels: at most 3 chunks,
+# the last one shorter.
 GEMM_SHAPES = [(17, 70, 257, WEIGHT_INT8, 1, 64), (40, 100, 300, WEIGHT_F8_E4M3, 128, 128),
                (100, 33, 128, WEIGHT_F8_E4M3, 1, 128), (29, 64, 2049, WEIGHT_INT8, 1, 128),
                (700, 100, 2049, WEIGHT_F8_E4M3, 128, 128), (650, 90, 2112, WEIGHT_INT8, 1, 128),
-               (300, 20, 640, WEIGHT_F8_E4M3, 128, 128)]
+               (300, 20, 640, WEIGHT_F8_E4M3, 128, 128), (300, 40, 6144, WEIGHT_F8_E4M3, 128, 128)]
 
 
 @pytest.mark.parametrize("m, n, k, weight_format, block_n, block_k", GEMM_SHAPES)
