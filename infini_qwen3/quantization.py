@@ -159,6 +159,9 @@ class Converter:
         groups = (-(-out // self.q.block_n), -(-cols // self.q.block_k))
         if scales.shape != groups:
             raise ConfigError(f"{module}.weight_scale_inv has shape {scales.shape}, expected {groups}")
+        if np.any((weight & 0x7F) == 0x7F):
+            # E4M3's NaN: the 8-bit GEMMs would read it as +-480 (they decode every byte as a number), torch as NaN
+            raise ConfigError(f"{module}.weight holds NaN (E4M3 byte 0x7F or 0xFF): the checkpoint is damaged")
         rows = np.repeat(scales, self.q.block_n, axis=0)[:out]
         return np.ascontiguousarray(weight), np.ascontiguousarray(rows)
 

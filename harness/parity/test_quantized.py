@@ -99,6 +99,23 @@ def test_groups_split_between_ranks_are_refused_clearly(checkpoints):
         Qwen3Model(quantized, device=TEST_DEVICE, ndev=2, dtype="f32", max_model_len=64, kv_cache_tokens=256)
 
 
+def test_an_fp8_weight_holding_nan_is_refused_by_name(make_checkpoint, tmp_path):
+    """E4M3's NaN bytes (0x7F, 0xFF) would be read as +-480 by the 8-bit GEMMs and as NaN by transformers."""
+    from safetensors.torch import load_file, save_file
+
+    dense = make_checkpoint(**SHAPE, seed=41)
+    quantized, _ = quantized_checkpoint(dense, tmp_path, "fp8", twin=False)
+    path = next(quantized.glob("*.safetensors"))
+    tensors = load_file(path)
+    name = "model.layers.1.mlp.down_proj.weight"
+    damaged = tensors[name].view(torch.uint8).clone()
+    damaged[3, 5] = 0xFF
+    tensors[name] = damaged.view(torch.float8_e4m3fn)
+    save_file(tensors, path)
+    with pytest.raises(ConfigError, match=r"model\.layers\.1\.mlp\.down_proj\.weight holds NaN"):
+        Qwen3Model(quantized, device=TEST_DEVICE, dtype="f32", max_model_len=16, kv_cache_tokens=16)
+
+
 @pytest.mark.parametrize("config,message", [
     ({"quant_method": "awq", "bits": 4}, "quantization method 'awq' is not supported"),
     ({"quant_method": "gptq", "bits": 4, "group_size": 128}, "gptq with 4 bits is not supported"),
