@@ -72,19 +72,23 @@ def test_a_decode_step_padded_to_its_batch_bucket_equals_each_request_alone(chec
         assert rel_l2(again[row], again_alone[row]) < 1e-6  # the KV written by the padded step is each one's own
 
 
-# (12, 5): the past and the chunk in one KV block; (40, 21): a past of two blocks, the chunk ending in a third.
+# (12, 5): the past and the chunk in one KV block; (40, 21): a past of two blocks, the chunk ending in a third;
+# (300, 0) and (300, 90): longer prompts, whose scores span many AMX tile blocks and KV blocks (with a past: 210
+# rows against 300 keys gathered from 19 blocks).
 # "gemm": the chunk attends with GEMMs over its context gathered block by block; "paged": with the paged prefill
 # operator (what a context past INFINI_QWEN3_ATTENTION_GEMM_BYTES of scores takes).
-@pytest.mark.parametrize("length, past", [(12, 5), (40, 21)])
+@pytest.mark.parametrize("length, past", [(12, 5), (40, 21), (300, 0), (300, 90)])
 @pytest.mark.parametrize("path", ["gemm", "paged"])
 def test_all_positions_logits_match_transformers_with_past(checkpoint_dir, length, past, path, monkeypatch):
     if path == "paged":
         monkeypatch.setenv("INFINI_QWEN3_ATTENTION_GEMM_BYTES", "0")
     tokens = prompts([length], seed=2)[0]
-    with Qwen3Model(checkpoint_dir, device=TEST_DEVICE, dtype="f32", max_model_len=48, kv_cache_tokens=48) as model:
-        first = model.forward([StepRequest(tokens[:past], 0, slot_blocks(model, 0))], all_positions=True)
-        rest = model.forward([StepRequest(tokens[past:], past, slot_blocks(model, 0))], all_positions=True)
-    ours = np.concatenate([first, rest])
+    context = -(-length // 16) * 16
+    with Qwen3Model(checkpoint_dir, device=TEST_DEVICE, dtype="f32", max_model_len=context,
+                    kv_cache_tokens=context) as model:
+        steps = [(0, past), (past, length)] if past else [(0, length)]
+        ours = np.concatenate([model.forward([StepRequest(tokens[a:b], a, slot_blocks(model, 0))], all_positions=True)
+                               for a, b in steps])
     with torch.no_grad():
         expected = load_reference(checkpoint_dir, torch.float32)(torch.tensor([tokens])).logits[0].numpy()
     assert ours.shape == expected.shape
