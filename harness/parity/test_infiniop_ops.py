@@ -117,17 +117,28 @@ def run_in_process_with(environment: dict[str, str], *tests: str) -> None:
 
 # The CPU GEMM tiers below AMX (patch 0022) and the /proc/cpuinfo flags each needs.
 CPU_TIERS = {tier: CPU_TIER_FLAGS[tier] for tier in ("avx512bf16", "avx2", "baseline")}
+# The environment of a process on each of them; the AVX512-BF16 panels multiply with vdpbf16ps or, where the CPU's
+# F32 FMAs are faster, with those (patch 0030): both are run wherever the tier is.
+TIER_RUNS = {"avx512bf16-dot": ("avx512bf16", {"INFINICORE_CPU_BF16_KERNEL": "dot"}),
+             "avx512bf16-fma": ("avx512bf16", {"INFINICORE_CPU_BF16_KERNEL": "fma"}),
+             "avx2": ("avx2", {}), "baseline": ("baseline", {})}
 
 
-@pytest.mark.parametrize("tier", sorted(CPU_TIERS))
-def test_gemm_bf16_shapes_on_each_cpu_tier(ops, tier):
-    """The same shapes in a process capped to each tier this CPU supports (INFINICORE_CPU_ISA): the AVX512-BF16
-    and AVX2 kernels (decode dot products and packed panels), then the plain loop."""
-    if ops.device != "cpu":
-        pytest.skip("these are the CPU backend's paths")
+def tier_environment(run: str) -> dict[str, str]:
+    """The variables that cap a process to TIER_RUNS[run], or a skip where this CPU lacks the tier."""
+    tier, extra = TIER_RUNS[run]
     if not CPU_TIERS[tier] <= cpu_flags():
         pytest.skip(f"this CPU lacks {sorted(CPU_TIERS[tier] - cpu_flags())}")
-    run_in_process_with({"INFINICORE_CPU_ISA": tier}, "test_gemm_bf16_shapes_with_tails",
+    return {"INFINICORE_CPU_ISA": tier, **extra}
+
+
+@pytest.mark.parametrize("run", sorted(TIER_RUNS))
+def test_gemm_bf16_shapes_on_each_cpu_tier(ops, run):
+    """The same shapes in a process capped to each tier this CPU supports (INFINICORE_CPU_ISA): the AVX512-BF16
+    kernels (decode dot products, packed panels with vdpbf16ps or F32 FMAs), the AVX2 ones, then the plain loop."""
+    if ops.device != "cpu":
+        pytest.skip("these are the CPU backend's paths")
+    run_in_process_with(tier_environment(run), "test_gemm_bf16_shapes_with_tails",
                         "test_gemm_batched_strided_scaled", "test_gemm_with_transposed_weight_and_residual")
 
 
@@ -482,17 +493,16 @@ print(digest.hexdigest())
 """
 
 
-@pytest.mark.parametrize("tier", sorted(CPU_TIERS))
-def test_bf16_gemm_results_do_not_depend_on_the_thread_count(ops, tier):
+@pytest.mark.parametrize("run", sorted(TIER_RUNS))
+def test_bf16_gemm_results_do_not_depend_on_the_thread_count(ops, run):
     """The bits of every result are the same with 1, 2 and 3 threads on each tier (decode dot products, chunked
     and not; packed panels of each layout): threads split whole rows or blocks, never a sum."""
     if ops.device != "cpu":
         pytest.skip("these are the CPU backend's paths")
-    if not CPU_TIERS[tier] <= cpu_flags():
-        pytest.skip(f"this CPU lacks {sorted(CPU_TIERS[tier] - cpu_flags())}")
+    environment = tier_environment(run)
     digests = set()
     for threads in (1, 2, 3):
-        env = {**os.environ, "INFINICORE_CPU_ISA": tier, "OMP_NUM_THREADS": str(threads)}
+        env = {**os.environ, **environment, "OMP_NUM_THREADS": str(threads)}
         run = subprocess.run([sys.executable, "-c", GEMM_BITS_SCRIPT], cwd=REPO, env=env, capture_output=True,
                              text=True, timeout=600)
         assert run.returncode == 0, run.stderr[-3000:]

@@ -8,10 +8,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.bench.tiers import CPU_TIER_FLAGS, cpu_flags
-
 from .infiniop import WEIGHT_F8_E4M3, WEIGHT_INT8, Infiniop
-from .test_infiniop_ops import TOL, rel_err, run_in_process_with
+from .test_infiniop_ops import TIER_RUNS, TOL, rel_err, run_in_process_with, tier_environment
 
 E4M3_NAN = (0x7F, 0xFF)
 
@@ -126,15 +124,10 @@ def test_beta_zero_never_reads_c(ops):
     assert rel_err(c, a.double() @ dequantized.T) < TOL[torch.float32]
 
 
-CPU_TIERS = {tier: CPU_TIER_FLAGS[tier] for tier in ("avx512bf16", "avx2", "baseline")}
-
-
-@pytest.mark.parametrize("tier", sorted(CPU_TIERS))
-def test_weight_only_gemm_on_each_cpu_tier(ops, tier):
+@pytest.mark.parametrize("run", sorted(TIER_RUNS))
+def test_weight_only_gemm_on_each_cpu_tier(ops, run):
     if ops.device != "cpu":
         pytest.skip("these are the CPU backend's paths")
-    if not CPU_TIERS[tier] <= cpu_flags():
-        pytest.skip(f"this CPU lacks {sorted(CPU_TIERS[tier] - cpu_flags())}")
-    run_in_process_with({"INFINICORE_CPU_ISA": tier}, *(f"harness/parity/test_weight_only_gemm.py::{name}" for name in
+    run_in_process_with(tier_environment(run), *(f"harness/parity/test_weight_only_gemm.py::{name}" for name in
                         ("test_weight_only_gemm_matches_the_dequantized_product",
                          "test_gemm_path_is_the_bf16_gemm_on_the_rounded_weights")))
