@@ -77,10 +77,11 @@ def gemm_operands(m: int, n: int, k: int, layout: str, g: torch.Generator):
 # blocks); (48, 40, 65): an odd row stride (no 32-bit transposes); (400, 420, 2048): more than one chunk;
 # (48, 48, 128): operands of one size, as attention's Q x K^T over a whole prompt (b is packed).
 # (1, 70, 2049), (8, 9, 37), (5, 64, 31): decode shapes with k tails (patch 0022's dot products); (13, 33, 17):
-# one row and one column past the 12 x 32 register block, odd k (its panels).
+# one row and one column past the 12 x 32 register block, odd k (its panels); (8, 40, 96), (6, 24, 2048): 6-8 rows
+# of x with k a multiple of 32 (the dot products' passes of two weight rows; 2048 in chunks of k).
 @pytest.mark.parametrize("m, n, k", [(37, 45, 70), (2, 48, 64), (64, 130, 96), (1, 33, 40), (20, 3, 2048),
                                      (48, 40, 65), (400, 420, 2048), (48, 48, 128), (1, 70, 2049), (8, 9, 37),
-                                     (5, 64, 31), (13, 33, 17)])
+                                     (5, 64, 31), (13, 33, 17), (8, 40, 96), (6, 24, 2048)])
 def test_gemm_bf16_shapes_with_tails(ops, m, n, k, layout):
     """Row and k counts that are not multiples of the 16 x 32 tiles of the CPU's AMX path (patch 0014), with the
     residual (beta = 1); on CPUs without AMX the same shapes check the dot-product loop."""
