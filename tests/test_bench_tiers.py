@@ -10,7 +10,8 @@ import pytest
 from harness.bench import __main__ as bench
 from harness.bench import llama_cpp, measure, tables, tiers
 
-ZEN4 = {"avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_bf16"}
+ICE_LAKE = {"avx2", "fma", "avx512f", "avx512bw", "avx512vl"}
+ZEN4 = ICE_LAKE | {"avx512_bf16"}
 SAPPHIRE_RAPIDS = ZEN4 | {"amx_bf16", "amx_tile"}
 
 
@@ -22,17 +23,19 @@ def flags(monkeypatch):
 
 
 def test_tiers_a_cpu_supports_best_first(flags):
+    flags(ICE_LAKE)
+    assert tiers.supported_tiers() == ["avx512", "avx2", "baseline"]
     flags(ZEN4)
-    assert tiers.supported_tiers() == ["avx512bf16", "avx2", "baseline"]
+    assert tiers.supported_tiers() == ["avx512bf16", "avx512", "avx2", "baseline"]
     flags(SAPPHIRE_RAPIDS)
-    assert tiers.supported_tiers() == ["amx", "avx512bf16", "avx2", "baseline"]
+    assert tiers.supported_tiers() == ["amx", "avx512bf16", "avx512", "avx2", "baseline"]
     flags({"sse4_2"})
     assert tiers.supported_tiers() == ["baseline"]
 
 
 def test_all_means_every_tier_but_the_baseline_loops(flags):
     flags(ZEN4)
-    assert tiers.requested("all") == ["avx512bf16", "avx2"]
+    assert tiers.requested("all") == ["avx512bf16", "avx512", "avx2"]
     assert tiers.requested("avx2") == ["avx2"]
     with pytest.raises(SystemExit, match="amx"):
         tiers.requested("amx")

@@ -54,7 +54,8 @@ def parse_args(argv):
     p.add_argument("--skip-server", action="store_true")
     p.add_argument("--cuda-graphs", default="on", choices=["on", "off"],
                    help="decode steps replayed as CUDA graphs (NVIDIA), or eager; also passed to the server")
-    p.add_argument("--cpu-isa", help="CPU: run once per instruction tier (amx, avx512bf16, avx2, or all this CPU has), "
+    p.add_argument("--cpu-isa", help="CPU: run once per instruction tier (amx, avx512bf16, avx512, avx2, or all this "
+                   "CPU has), "
                    "each in its own process with InfiniCore capped by INFINICORE_CPU_ISA and transformers' oneDNN by "
                    "ONEDNN_MAX_CPU_ISA")
     p.add_argument("--peer", action="append", default=[], choices=["llama.cpp"],

@@ -117,7 +117,7 @@ def markdown(result: dict) -> str:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m harness.bench gemm", description=__doc__.splitlines()[0])
-    parser.add_argument("--isa", default="all", help="a tier (amx, avx512bf16, avx2, baseline) or all it has")
+    parser.add_argument("--isa", default="all", help="a tier (amx, avx512bf16, avx512, avx2, baseline) or all it has")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--shapes", help="comma-separated shape names (default: all)")

@@ -14,12 +14,13 @@ import tempfile
 from pathlib import Path
 
 CHILD = "INFINI_QWEN3_BENCH_TIER"  # set in the per-tier processes
-TIERS = ("amx", "avx512bf16", "avx2", "baseline")  # best first, as InfiniCore's INFINICORE_CPU_ISA names them
-ONEDNN_ISA = {"amx": "AVX512_CORE_AMX", "avx512bf16": "AVX512_CORE_BF16", "avx2": "AVX2", "baseline": "SSE41"}
+TIERS = ("amx", "avx512bf16", "avx512", "avx2", "baseline")  # best first, as InfiniCore's INFINICORE_CPU_ISA names them
+ONEDNN_ISA = {"amx": "AVX512_CORE_AMX", "avx512bf16": "AVX512_CORE_BF16", "avx512": "AVX512_CORE", "avx2": "AVX2",
+              "baseline": "SSE41"}
 ATEN_CAPABILITY = {"avx2": "avx2", "baseline": "default"}  # above avx2 torch picks AVX-512 itself where it can
 # The /proc/cpuinfo flags each tier needs (gemm_cpu_isa.cc checks the same through cpuid).
 CPU_TIER_FLAGS = {"amx": {"amx_bf16", "amx_tile"}, "avx512bf16": {"avx512f", "avx512bw", "avx512vl", "avx512_bf16"},
-                  "avx2": {"avx2", "fma"}, "baseline": set()}
+                  "avx512": {"avx512f", "avx512bw", "avx512vl", "fma"}, "avx2": {"avx2", "fma"}, "baseline": set()}
 
 
 def cpu_flags() -> set[str]:

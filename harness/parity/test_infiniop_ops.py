@@ -117,12 +117,12 @@ def run_in_process_with(environment: dict[str, str], *tests: str) -> None:
 
 
 # The CPU GEMM tiers below AMX (patch 0022) and the /proc/cpuinfo flags each needs.
-CPU_TIERS = {tier: CPU_TIER_FLAGS[tier] for tier in ("avx512bf16", "avx2", "baseline")}
+CPU_TIERS = {tier: CPU_TIER_FLAGS[tier] for tier in ("avx512bf16", "avx512", "avx2", "baseline")}
 # The environment of a process on each of them; the AVX512-BF16 panels multiply with vdpbf16ps or, where the CPU's
-# F32 FMAs are faster, with those (patch 0030): both are run wherever the tier is.
+# F32 FMAs are faster, with those (patch 0030): both are run wherever the tier is. avx512 (no BF16) has only FMAs.
 TIER_RUNS = {"avx512bf16-dot": ("avx512bf16", {"INFINICORE_CPU_BF16_KERNEL": "dot"}),
              "avx512bf16-fma": ("avx512bf16", {"INFINICORE_CPU_BF16_KERNEL": "fma"}),
-             "avx2": ("avx2", {}), "baseline": ("baseline", {})}
+             "avx512": ("avx512", {}), "avx2": ("avx2", {}), "baseline": ("baseline", {})}
 
 
 def tier_environment(run: str) -> dict[str, str]:
@@ -136,7 +136,8 @@ def tier_environment(run: str) -> dict[str, str]:
 @pytest.mark.parametrize("run", sorted(TIER_RUNS))
 def test_gemm_bf16_shapes_on_each_cpu_tier(ops, run):
     """The same shapes in a process capped to each tier this CPU supports (INFINICORE_CPU_ISA): the AVX512-BF16
-    kernels (decode dot products, packed panels with vdpbf16ps or F32 FMAs), the AVX2 ones, then the plain loop."""
+    kernels (decode dot products, packed panels with vdpbf16ps or F32 FMAs), AVX-512 without BF16 (F32 FMA panels,
+    AVX2 dot products), the AVX2 ones, then the plain loop."""
     if ops.device != "cpu":
         pytest.skip("these are the CPU backend's paths")
     run_in_process_with(tier_environment(run), "test_gemm_bf16_shapes_with_tails",
