@@ -78,7 +78,7 @@ def gemm_operands(m: int, n: int, k: int, layout: str, g: torch.Generator):
 # (48, 48, 128): operands of one size, as attention's Q x K^T over a whole prompt (b is packed).
 # (1, 70, 2049), (8, 9, 37), (5, 64, 31): decode shapes with k tails (patch 0022's dot products); (13, 33, 17):
 # one row and one column past the 12 x 32 register block, odd k (its panels); (8, 40, 96), (6, 24, 2048): 6-8 rows
-# of x with k a multiple of 32 (the dot products' passes of two weight rows; 2048 in chunks of k).
+# of x with k a multiple of 32 (passes of two weight rows; 2048 in chunks of k; the avx512 tier's F32 FMA dot products).
 @pytest.mark.parametrize("m, n, k", [(37, 45, 70), (2, 48, 64), (64, 130, 96), (1, 33, 40), (20, 3, 2048),
                                      (48, 40, 65), (400, 420, 2048), (48, 48, 128), (1, 70, 2049), (8, 9, 37),
                                      (5, 64, 31), (13, 33, 17), (8, 40, 96), (6, 24, 2048)])
@@ -136,8 +136,8 @@ def tier_environment(run: str) -> dict[str, str]:
 @pytest.mark.parametrize("run", sorted(TIER_RUNS))
 def test_gemm_bf16_shapes_on_each_cpu_tier(ops, run):
     """The same shapes in a process capped to each tier this CPU supports (INFINICORE_CPU_ISA): the AVX512-BF16
-    kernels (decode dot products, packed panels with vdpbf16ps or F32 FMAs), AVX-512 without BF16 (F32 FMA panels,
-    AVX2 dot products), the AVX2 ones, then the plain loop."""
+    kernels (decode dot products, packed panels with vdpbf16ps or F32 FMAs), AVX-512 without BF16 (F32 FMA panels and
+    dot products, AVX2 dot products for one or two rows), the AVX2 ones, then the plain loop."""
     if ops.device != "cpu":
         pytest.skip("these are the CPU backend's paths")
     run_in_process_with(tier_environment(run), "test_gemm_bf16_shapes_with_tails",
