@@ -481,6 +481,18 @@ def test_silu_and_mul_of_a_fused_gate_up_row(ops, dtype):
     assert rel_err(out, torch.nn.functional.silu(gate) * up) < TOL[dtype]
 
 
+def digests_by_thread_count(script: str, environment: dict[str, str]) -> set[str]:
+    """What `script` prints (a digest of its results' bits) with 1, 2 and 3 threads, each in a fresh process."""
+    digests = set()
+    for threads in (1, 2, 3):
+        env = {**os.environ, **environment, "OMP_NUM_THREADS": str(threads)}
+        run = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True,
+                             timeout=600)
+        assert run.returncode == 0, run.stderr[-3000:]
+        digests.add(run.stdout.strip())
+    return digests
+
+
 GEMM_BITS_SCRIPT = """
 import hashlib, torch
 from harness.parity.infiniop import Infiniop
@@ -501,12 +513,4 @@ def test_bf16_gemm_results_do_not_depend_on_the_thread_count(ops, run):
     and not; packed panels of each layout): threads split whole rows or blocks, never a sum."""
     if ops.device != "cpu":
         pytest.skip("these are the CPU backend's paths")
-    environment = tier_environment(run)
-    digests = set()
-    for threads in (1, 2, 3):
-        env = {**os.environ, **environment, "OMP_NUM_THREADS": str(threads)}
-        run = subprocess.run([sys.executable, "-c", GEMM_BITS_SCRIPT], cwd=REPO, env=env, capture_output=True,
-                             text=True, timeout=600)
-        assert run.returncode == 0, run.stderr[-3000:]
-        digests.add(run.stdout.strip())
-    assert len(digests) == 1
+    assert len(digests_by_thread_count(GEMM_BITS_SCRIPT, tier_environment(run))) == 1

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from .infiniop import WEIGHT_F8_E4M3, WEIGHT_INT8, Infiniop
-from .test_infiniop_ops import TIER_RUNS, TOL, rel_err, run_in_process_with, tier_environment
+from .test_infiniop_ops import TIER_RUNS, TOL, digests_by_thread_count, rel_err, run_in_process_with, tier_environment
 
 E4M3_NAN = (0x7F, 0xFF)
 
@@ -131,3 +131,31 @@ def test_weight_only_gemm_on_each_cpu_tier(ops, run):
     run_in_process_with(tier_environment(run), *(f"harness/parity/test_weight_only_gemm.py::{name}" for name in
                         ("test_weight_only_gemm_matches_the_dequantized_product",
                          "test_gemm_path_is_the_bf16_gemm_on_the_rounded_weights")))
+
+
+# Decode shapes of the direct path: one and two rows (weight rows in streams of 4 per thread, rows left over one at
+# a time), batches through the tiles (AMX) or in passes of 8; n such that threads get runs and leftovers alike.
+WEIGHT_ONLY_BITS_SCRIPT = """
+import hashlib, torch
+from harness.parity.infiniop import Infiniop, WEIGHT_F8_E4M3, WEIGHT_INT8
+from harness.parity.test_weight_only_gemm import quantized
+ops, digest = Infiniop("cpu"), hashlib.sha256()
+for m, n, k, weight_format, block_n in [(1, 70, 2048, WEIGHT_F8_E4M3, 128), (1, 45, 384, WEIGHT_INT8, 1),
+                                        (2, 37, 2048, WEIGHT_INT8, 1), (5, 33, 6144, WEIGHT_INT8, 1),
+                                        (8, 50, 2048, WEIGHT_F8_E4M3, 128), (12, 67, 256, WEIGHT_INT8, 1)]:
+    g = torch.Generator().manual_seed(m * 131 + n + k)
+    b, scales, _ = quantized(n, k, weight_format, block_n, 128, g)
+    a, c = torch.randn(m, k, generator=g).bfloat16(), torch.randn(m, n, generator=g).bfloat16()
+    ops.weight_only_gemm(c, a, b, scales, weight_format, block_n, 128, alpha=1.0, beta=1.0)
+    digest.update(c.view(torch.int16).numpy().tobytes())
+print(digest.hexdigest())
+"""
+
+
+@pytest.mark.parametrize("run", sorted(TIER_RUNS))
+def test_weight_only_gemm_results_do_not_depend_on_the_thread_count(ops, run):
+    """The bits of every decode result are the same with 1, 2 and 3 threads on each tier: threads split b's rows
+    (into streams of rows, see patch 0032), never a sum."""
+    if ops.device != "cpu":
+        pytest.skip("these are the CPU backend's paths")
+    assert len(digests_by_thread_count(WEIGHT_ONLY_BITS_SCRIPT, tier_environment(run))) == 1
